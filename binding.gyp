@@ -1,0 +1,58 @@
+{
+  # One poller backend per build: epoll on Linux, kqueue on macOS and the BSDs, and kqueue
+  # on Linux too when MOB_KQUEUE_PREFIX names a libkqueue install (DIR/include/kqueue/sys/
+  # event.h, DIR/lib/libkqueue.so), e.g. MOB_KQUEUE_PREFIX=/opt/libkqueue.
+  'variables': {
+    'mob_kqueue_prefix%': '<!(node -p "process.env.MOB_KQUEUE_PREFIX || \'\'")',
+  },
+  'targets': [
+    {
+      'target_name': 'mob',
+      'sources': [
+        'native/addon.cc',
+        'native/errors.cc',
+        'native/sockets.cc',
+      ],
+      'include_dirs': [
+        '<!(node -p "require(\'node-addon-api\').include_dir")',
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NAPI_DISABLE_CPP_EXCEPTIONS',
+      ],
+      'cflags!': ['-Wno-unused-parameter'],
+      'cflags_cc!': ['-std=gnu++17', '-Wno-unused-parameter'],
+      'cflags_cc': ['-std=c++20', '-Wall', '-Wextra', '-fno-exceptions'],
+      'conditions': [
+        ['OS=="linux" and mob_kqueue_prefix==""', {
+          'sources': ['native/selector_epoll.cc'],
+        }],
+        ['OS=="linux" and mob_kqueue_prefix!=""', {
+          'sources': ['native/selector_kqueue.cc'],
+          'defines': ['MOB_USE_KQUEUE'],
+          'include_dirs': ['<(mob_kqueue_prefix)/include/kqueue'],
+          'libraries': [
+            '-L<(mob_kqueue_prefix)/lib',
+            '-lkqueue',
+            '-lpthread',
+            '-Wl,-rpath,<(mob_kqueue_prefix)/lib',
+          ],
+        }],
+        ['OS=="mac" or OS=="freebsd" or OS=="openbsd" or OS=="netbsd"', {
+          'sources': ['native/selector_kqueue.cc'],
+          'defines': ['MOB_USE_KQUEUE'],
+        }],
+        ['OS=="mac"', {
+          'xcode_settings': {
+            'CLANG_CXX_LANGUAGE_STANDARD': 'c++20',
+            'CLANG_CXX_LIBRARY': 'libc++',
+            'MACOSX_DEPLOYMENT_TARGET': '10.15',
+            'GCC_ENABLE_CPP_EXCEPTIONS': 'NO',
+            'OTHER_CPLUSPLUSFLAGS': ['-std=c++20', '-Wall', '-Wextra'],
+            'WARNING_CFLAGS!': ['-Wno-unused-parameter'],
+          },
+        }],
+      ],
+    },
+  ],
+}

@@ -1,0 +1,133 @@
+// mob's wire format (hjr3/mob): an 8-byte big-endian unsigned length, then that many bytes.
+// Shared by both engines and the client, so all three agree on what a frame is.
+
+export const HEADER_BYTES = 8;
+const TWO_POW_32 = 0x1_0000_0000;
+
+/**
+ * The length prefix at buf[offset..offset+8). Exact up to 2**53; a larger prefix comes back
+ * as an inexact but still larger-than-any-limit number, which is all a limit check needs.
+ */
+export function readLength(buf: Uint8Array, offset: number): number {
+  const high = ((buf[offset]! << 24) | (buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!) >>> 0;
+  const low = ((buf[offset + 4]! << 24) | (buf[offset + 5]! << 16) | (buf[offset + 6]! << 8) | buf[offset + 7]!) >>> 0;
+  return high * TWO_POW_32 + low;
+}
+
+export function writeLength(buf: Uint8Array, offset: number, length: number): void {
+  const high = Math.floor(length / TWO_POW_32);
+  const low = length >>> 0;
+  buf[offset] = high >>> 24;
+  buf[offset + 1] = (high >>> 16) & 0xff;
+  buf[offset + 2] = (high >>> 8) & 0xff;
+  buf[offset + 3] = high & 0xff;
+  buf[offset + 4] = low >>> 24;
+  buf[offset + 5] = (low >>> 16) & 0xff;
+  buf[offset + 6] = (low >>> 8) & 0xff;
+  buf[offset + 7] = low & 0xff;
+}
+
+/** One frame, header and body in one buffer (so it leaves in one write). */
+export function encodeFrame(payload: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+  writeLength(frame, 0, payload.length);
+  frame.set(payload, HEADER_BYTES);
+  return frame;
+}
+
+/** What scanFrames found; reused by the caller, so scanning allocates nothing. */
+export class FrameScan {
+  /** Offset just past the last complete frame (== start when none). */
+  end = 0;
+  /** Complete frames in [start, end). */
+  frames = 0;
+  /** Total size (header + body) of the incomplete frame at `end`, or -1 if its header is incomplete. */
+  pendingTotal = -1;
+  /** Length prefix that broke the limit, or -1. When set, `end` stops before that frame. */
+  oversized = -1;
+}
+
+/**
+ * Walks complete frames in buf[start, limit). Never throws: a length over maxFrame is
+ * reported in scan.oversized and the walk stops in front of it.
+ */
+export function scanFrames(buf: Uint8Array, start: number, limit: number, maxFrame: number, scan: FrameScan): FrameScan {
+  let at = start;
+  let frames = 0;
+  scan.pendingTotal = -1;
+  scan.oversized = -1;
+  while (limit - at >= HEADER_BYTES) {
+    const length = readLength(buf, at);
+    if (length > maxFrame) {
+      scan.oversized = length;
+      break;
+    }
+    const total = HEADER_BYTES + length;
+    if (limit - at < total) {
+      scan.pendingTotal = total;
+      break;
+    }
+    at += total;
+    frames++;
+  }
+  scan.end = at;
+  scan.frames = frames;
+  return scan;
+}
+
+export class FrameTooLargeError extends Error {
+  readonly code = 'MOB_FRAME_TOO_LARGE';
+  constructor(readonly length: number, readonly maxFrame: number) {
+    super(`frame length ${length} exceeds the limit of ${maxFrame} bytes`);
+  }
+}
+
+/**
+ * Incremental decoder for a byte stream that arrives in arbitrary chunks (node:net, the
+ * client): calls onFrame with each body as a view (valid only during the call) and keeps
+ * only the incomplete tail between chunks.
+ */
+export class FrameDecoder {
+  // Chunks of the incomplete frame, joined once when `needed` bytes are in: a 16 MiB frame
+  // arriving in 64 KiB reads is copied once, not 256 times.
+  private parts: Buffer[] = [];
+  private partsBytes = 0;
+  private needed = 0;
+  private readonly scan = new FrameScan();
+
+  constructor(
+    private readonly onFrame: (body: Buffer) => void,
+    private readonly maxFrame = Number.MAX_SAFE_INTEGER,
+  ) {}
+
+  /** Bytes held for a frame not yet complete. */
+  get buffered(): number {
+    return this.partsBytes;
+  }
+
+  /** Throws FrameTooLargeError (after delivering the frames before it). */
+  push(chunk: Buffer): void {
+    let data = chunk;
+    if (this.parts.length > 0) {
+      this.parts.push(chunk);
+      this.partsBytes += chunk.length;
+      if (this.partsBytes < this.needed) return;
+      data = Buffer.concat(this.parts, this.partsBytes);
+      this.parts = [];
+      this.partsBytes = 0;
+    }
+    const scan = scanFrames(data, 0, data.length, this.maxFrame, this.scan);
+    let at = 0;
+    while (at < scan.end) {
+      const length = readLength(data, at);
+      this.onFrame(data.subarray(at + HEADER_BYTES, at + HEADER_BYTES + length));
+      at += HEADER_BYTES + length;
+    }
+    if (scan.oversized >= 0) throw new FrameTooLargeError(scan.oversized, this.maxFrame);
+    if (at < data.length) {
+      this.parts.push(data.subarray(at));
+      this.partsBytes = data.length - at;
+      this.needed = scan.pendingTotal > 0 ? scan.pendingTotal : HEADER_BYTES;
+    }
+  }
+}

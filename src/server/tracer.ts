@@ -1,0 +1,19 @@
+import type { RegistryObserver } from '../poll/index.js';
+
+export type TracedCall = 'accept' | 'read' | 'write' | 'writev' | 'close';
+
+/**
+ * Everything the native loop does, for `mob serve --trace`. The loop holds `LoopTracer | null`
+ * and tests it before each call, so tracing costs nothing when it is off.
+ */
+export interface LoopTracer extends RegistryObserver {
+  /** A batch of `count` events came back from the poller. */
+  batch(count: number): void;
+  event(token: number, flags: number, raw: number, data: number): void;
+  /** A syscall and its result: bytes, a new fd, or -errno. */
+  call(call: TracedCall, fd: number, token: number, result: number, requested: number): void;
+  /** A connection joined the slab or left it. */
+  connection(op: 'open' | 'close', fd: number, token: number, detail: string): void;
+  /** An event whose token is no longer in the slab, ignored. */
+  stale(token: number, flags: number): void;
+}

@@ -1,0 +1,302 @@
+// The mob server on real loopback sockets: the protocol, ordering, limits and hostile input.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { once } from 'node:events';
+import { encodeFrame, writeLength, HEADER_BYTES } from '../src/protocol/frame.ts';
+import { Events } from '../src/poll/index.ts';
+import { EventBits, EVENT_STRIDE } from '../src/native/binding.ts';
+import { connectAll, startServer, TestClient, waitFor } from './helpers.ts';
+
+test('a frame goes to every client, the sender included, unchanged', async () => {
+  const server = await startServer();
+  try {
+    const clients = await connectAll(server, 3);
+    clients[1]!.send('hello, mob');
+    for (const client of clients) {
+      const [frame] = await client.waitFrames(1);
+      assert.equal(frame!.toString(), 'hello, mob');
+    }
+    clients.forEach((c) => c.destroy());
+  } finally {
+    await server.close();
+  }
+});
+
+test('10,000 frames from several senders arrive in order at every receiver', async () => {
+  const server = await startServer();
+  try {
+    const senders = 4;
+    const perSender = 2500;
+    const clients = await connectAll(server, 5);
+    for (let s = 0; s < senders; s++) {
+      const frames: Buffer[] = [];
+      for (let seq = 0; seq < perSender; seq++) {
+        const payload = Buffer.alloc(12);
+        payload.writeUInt32BE(s, 0);
+        payload.writeUInt32BE(seq, 4);
+        payload.writeUInt32BE(s ^ seq, 8);
+        frames.push(encodeFrame(payload));
+      }
+      // Several writes of many frames each, so frames straddle the server's reads.
+      for (let i = 0; i < frames.length; i += 97) clients[s]!.socket.write(Buffer.concat(frames.slice(i, i + 97)));
+    }
+    for (const client of clients) {
+      const frames = await client.waitFrames(senders * perSender, 20_000);
+      const next = new Array<number>(senders).fill(0);
+      for (const frame of frames) {
+        const s = frame.readUInt32BE(0);
+        const seq = frame.readUInt32BE(4);
+        assert.equal(seq, next[s], `sender ${s}: frame ${seq} arrived where ${next[s]} was due`);
+        assert.equal(frame.readUInt32BE(8), s ^ seq);
+        next[s]!++;
+      }
+      assert.deepEqual(next, new Array(senders).fill(perSender));
+    }
+    clients.forEach((c) => c.destroy());
+  } finally {
+    await server.close();
+  }
+});
+
+test('a frame split at every byte boundary arrives whole', async () => {
+  const server = await startServer();
+  try {
+    const [sender, receiver] = await connectAll(server, 2);
+    const frame = encodeFrame(Buffer.from('split me anywhere'));
+    let expected = server.stats.bytesIn;
+    for (let cut = 1; cut < frame.length; cut++) {
+      // Each part is read by the server on its own before the next is sent.
+      await sender!.writeRaw(frame.subarray(0, cut));
+      expected += cut;
+      await waitFor(() => server.stats.bytesIn === expected, `the server to read the first ${cut} bytes`);
+      await sender!.writeRaw(frame.subarray(cut));
+      expected += frame.length - cut;
+      await waitFor(() => server.stats.bytesIn === expected, `the server to read the rest after ${cut}`);
+    }
+    const frames = await receiver!.waitFrames(frame.length - 1);
+    for (const body of frames) assert.equal(body.toString(), 'split me anywhere');
+    assert.equal(sender!.closed, false, 'a split frame must not drop the connection');
+    [sender, receiver].forEach((c) => c!.destroy());
+  } finally {
+    await server.close();
+  }
+});
+
+test('1,000 frames in one write are all delivered, in order', async () => {
+  const server = await startServer();
+  try {
+    const [sender, receiver] = await connectAll(server, 2);
+    const frames = Array.from({ length: 1000 }, (_, i) => encodeFrame(Buffer.from(`frame ${i}`)));
+    await sender!.writeRaw(Buffer.concat(frames));
+    const got = await receiver!.waitFrames(1000);
+    got.forEach((body, i) => assert.equal(body.toString(), `frame ${i}`));
+    [sender, receiver].forEach((c) => c!.destroy());
+  } finally {
+    await server.close();
+  }
+});
+
+test('a zero-length frame is a frame, and is broadcast', async () => {
+  const server = await startServer();
+  try {
+    const [sender, receiver] = await connectAll(server, 2);
+    sender!.send(Buffer.alloc(0));
+    sender!.send('after');
+    const got = await receiver!.waitFrames(2);
+    assert.equal(got[0]!.length, 0);
+    assert.equal(got[1]!.toString(), 'after');
+    [sender, receiver].forEach((c) => c!.destroy());
+  } finally {
+    await server.close();
+  }
+});
+
+test('large frames (1 MiB and 16 MiB, the default limit) are relayed intact', async () => {
+  const server = await startServer();
+  try {
+    const [sender, receiver] = await connectAll(server, 2);
+    const big = Buffer.alloc(16 * 1024 * 1024, 7);
+    big.writeUInt32BE(0xdeadbeef, big.length - 4);
+    const medium = Buffer.alloc(1024 * 1024, 3);
+    sender!.send(medium);
+    sender!.send(big);
+    sender!.send('tail');
+    const got = await receiver!.waitFrames(3, 30_000);
+    assert.ok(got[0]!.equals(medium));
+    assert.ok(got[1]!.equals(big));
+    assert.equal(got[2]!.toString(), 'tail');
+    [sender, receiver].forEach((c) => c!.destroy());
+  } finally {
+    await server.close();
+  }
+});
+
+test('hang-up with data pending: what was sent before FIN still reaches everyone', async () => {
+  const server = await startServer();
+  try {
+    const [sender, receiver] = await connectAll(server, 2);
+    const frames = Array.from({ length: 200 }, (_, i) => encodeFrame(Buffer.from(`last words ${i}`)));
+    sender!.socket.end(Buffer.concat(frames)); // data and FIN together
+    const got = await receiver!.waitFrames(200);
+    assert.equal(got[199]!.toString(), 'last words 199');
+    // The half-closed sender still gets its own frames, then the server closes it.
+    await sender!.waitClosed();
+    assert.equal(sender!.frames.length, 200);
+    await waitFor(() => server.connections === 1, 'the sender to be removed');
+    receiver!.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
+test('an oversized length prefix drops that client alone; the others go on', async () => {
+  const server = await startServer({ maxFrame: 1024 });
+  try {
+    const [hostile, a, b] = await connectAll(server, 3);
+    hostile!.send('before the bad header');
+    const header = Buffer.alloc(HEADER_BYTES, 0xff); // 2**64 - 1: what aborted the original
+    await hostile!.writeRaw(header);
+    await hostile!.waitClosed();
+    assert.equal(server.stats.limitBreaches, 1);
+    a!.send('still here');
+    for (const client of [a!, b!]) {
+      const got = await client.waitFrames(2);
+      assert.deepEqual(got.map(String), ['before the bad header', 'still here']);
+    }
+    // Just over the limit is refused too; exactly the limit is fine.
+    const exact = Buffer.alloc(HEADER_BYTES);
+    writeLength(exact, 0, 1025);
+    await b!.writeRaw(exact);
+    await b!.waitClosed();
+    a!.send(Buffer.alloc(1024));
+    await a!.waitFrames(3);
+    assert.equal(a!.closed, false);
+    a!.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
+test('a reader that never reads is cut off at --max-output; the others get everything', async () => {
+  const maxOutput = 1024 * 1024;
+  const server = await startServer({ maxOutput });
+  try {
+    const [idle, sender, reader] = await connectAll(server, 3);
+    idle!.socket.pause(); // takes nothing: kernel buffers fill, then the server's queue grows
+    const payload = Buffer.alloc(16 * 1024, 1);
+    const total = 400; // 6.4 MiB: far beyond what kernel buffers plus the cap can hold
+    for (let i = 0; i < total; i++) sender!.send(payload);
+    await reader!.waitFrames(total, 30_000);
+    await sender!.waitFrames(total, 30_000);
+    await waitFor(() => server.stats.limitBreaches === 1, 'the idle reader to be cut off');
+    assert.equal(server.connections, 2);
+    idle!.destroy();
+    [sender, reader].forEach((c) => c!.destroy());
+  } finally {
+    await server.close();
+  }
+});
+
+test('a receiver whose connection was reset is removed alone; the sender and others go on', async () => {
+  const server = await startServer();
+  try {
+    const [dead, sender, reader] = await connectAll(server, 3);
+    dead!.socket.resetAndDestroy();
+    await waitFor(() => server.connections === 2 || server.stats.closed === 1, 'the reset to be noticed', 2000).catch(() => {});
+    for (let i = 0; i < 100; i++) sender!.send(`after reset ${i}`);
+    await reader!.waitFrames(100);
+    await sender!.waitFrames(100);
+    assert.equal(sender!.closed, false);
+    await waitFor(() => server.connections === 2, 'the reset client to be removed');
+    [sender, reader].forEach((c) => c!.destroy());
+  } finally {
+    await server.close();
+  }
+});
+
+test('--max-conns: extra clients are accepted and closed at once, never left queued', async () => {
+  const server = await startServer({ maxConns: 2 });
+  try {
+    const [a, b] = await connectAll(server, 2);
+    const extra = await TestClient.connect(server.address.port);
+    await extra.waitClosed(2000);
+    assert.equal(server.stats.rejected, 1);
+    a!.send('two is company');
+    await b!.waitFrames(1);
+    [a, b].forEach((c) => c!.destroy());
+  } finally {
+    await server.close();
+  }
+});
+
+test('1,000 clients all receive a broadcast', async () => {
+  const server = await startServer();
+  const clients: TestClient[] = [];
+  try {
+    const sockets = Array.from({ length: 1000 }, () => connect({ port: server.address.port, host: '127.0.0.1' }));
+    await Promise.all(sockets.map((s) => once(s, 'connect')));
+    sockets.forEach((s) => s.destroy());
+    await waitFor(() => server.connections === 0, 'the first wave to leave');
+    for (let i = 0; i < 1000; i++) clients.push(await TestClient.connect(server.address.port));
+    await waitFor(() => server.connections === 1000, '1,000 connections accepted');
+    clients[500]!.send('to all thousand');
+    await waitFor(() => clients.every((c) => c.frames.length === 1), 'every client to receive the frame', 20_000);
+    assert.ok(clients.every((c) => c.frames[0]!.toString() === 'to all thousand'));
+  } finally {
+    clients.forEach((c) => c.destroy());
+    await server.close();
+  }
+});
+
+test('an event for a token whose connection is gone is ignored, even after its slot is reused', async () => {
+  const server = await startServer();
+  try {
+    const [first] = await connectAll(server, 1);
+    // The first connection's token: slot 0, generation 0 (nothing else ran on this server).
+    const staleToken = 0;
+    first!.destroy();
+    await waitFor(() => server.connections === 0, 'the first connection to be removed');
+    const [second, witness] = await connectAll(server, 2); // second reuses slot 0, generation 1
+    second!.send('mine');
+    await witness!.waitFrames(1);
+    // The seeds' race: an event still queued for the old token arrives in a later position of
+    // a batch. Feed the server a batch holding exactly that, then check nothing was done to
+    // the connection now in slot 0.
+    const events = new Events(1);
+    events.words[0] = staleToken;
+    events.words[1] = 0;
+    events.words[2] = EventBits.READABLE | EventBits.WRITABLE | EventBits.ERROR | EventBits.READ_CLOSED;
+    events.length = 1;
+    assert.equal(EVENT_STRIDE, 5);
+    const closedBefore = server.stats.closed;
+    server.native.handleBatch(events);
+    assert.equal(server.stats.closed, closedBefore);
+    second!.send('still mine');
+    await witness!.waitFrames(2);
+    assert.equal(second!.closed, false);
+    [second, witness].forEach((c) => c!.destroy());
+  } finally {
+    await server.close();
+  }
+});
+
+test('IPv6: the server listens and relays on ::1', async (t) => {
+  let server;
+  try {
+    server = await startServer({}, '::1');
+  } catch (error) {
+    t.skip(`::1 unavailable here: ${(error as Error).message}`);
+    return;
+  }
+  try {
+    const a = await TestClient.connect(server.address.port, '::1');
+    const b = await TestClient.connect(server.address.port, '::1');
+    await waitFor(() => server.connections === 2, 'two v6 connections');
+    a.send('over v6');
+    assert.equal((await b.waitFrames(1))[0]!.toString(), 'over v6');
+    [a, b].forEach((c) => c.destroy());
+  } finally {
+    await server.close();
+  }
+});
