@@ -2,12 +2,18 @@ import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { Logger } from '../log.js';
 import { DEFAULT_LIMITS, type MobServer, type ServerOptions } from '../server/policy.js';
-import { parse, parseBytes, parseInteger } from './args.js';
+import { parse, parseBytes, parseInteger, UsageError } from './args.js';
 
 export const SERVE_USAGE = `mob serve [--host 127.0.0.1] [--port 8000] [--max-frame 16MiB] [--max-conns 10000]
-          [--max-output 64MiB] [--shutdown-timeout 5000] [--reuse-port]`;
+          [--max-output 64MiB] [--shutdown-timeout 5000] [--reuse-port]
+          [--engine native|uv] [--uv-mode corked|plain] [--trace[=text|json]]`;
+
+export type Engine = 'native' | 'uv';
+export type UvMode = 'corked' | 'plain';
 
 export async function serve(argv: string[]): Promise<void> {
+  // `--trace` alone means the text timeline; parseArgs has no optional values.
+  argv = argv.map((arg) => (arg === '--trace' ? '--trace=text' : arg));
   const { values } = parse('serve', argv, {
     host: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string', default: '8000' },
@@ -16,7 +22,13 @@ export async function serve(argv: string[]): Promise<void> {
     'max-output': { type: 'string' },
     'shutdown-timeout': { type: 'string', default: '5000' },
     'reuse-port': { type: 'boolean', default: false },
+    engine: { type: 'string', default: 'native' },
+    'uv-mode': { type: 'string', default: 'corked' },
+    trace: { type: 'string' },
   });
+  const engine = oneOf<Engine>('engine', values.engine!, ['native', 'uv']);
+  const uvMode = oneOf<UvMode>('uv-mode', values['uv-mode']!, ['corked', 'plain']);
+  const trace = values.trace === undefined ? null : oneOf('trace', values.trace, ['text', 'json'] as const);
   const log = Logger.fromEnv();
   const options: ServerOptions = {
     host: await resolveHost(values.host!),
@@ -29,14 +41,35 @@ export async function serve(argv: string[]): Promise<void> {
     reusePort: values['reuse-port']!,
     shutdownTimeoutMs: parseInteger('shutdown-timeout', values['shutdown-timeout']!, 0),
   };
-  const { NativeServer } = await import('../server/native/server.js');
-  const server: MobServer = new NativeServer(options, log);
+  const server = await createServer(engine, uvMode, options, log, trace);
   // Handlers first: a supervisor may signal as soon as it reads the line below.
   stopOnSignals(server, log);
   const { host, port } = server.address;
   const { maxFrame, maxOutput, maxConns } = server.limits;
   log.info(`${server.engine} engine; max-frame ${maxFrame} B, max-output ${maxOutput} B, max-conns ${maxConns}`);
   process.stdout.write(`listening on ${isIP(host) === 6 ? `[${host}]` : host}:${port}\n`);
+}
+
+async function createServer(
+  engine: Engine, uvMode: UvMode, options: ServerOptions, log: Logger, trace: 'text' | 'json' | null,
+): Promise<MobServer> {
+  if (engine === 'uv') {
+    if (trace !== null) throw new UsageError('--trace shows the native loop; it has no meaning with --engine uv');
+    const { UvServer } = await import('../server/uv/server.js');
+    return UvServer.listen(options, log, uvMode);
+  }
+  const { NativeServer } = await import('../server/native/server.js');
+  const server = new NativeServer(options, log);
+  if (trace !== null) {
+    const { createTimeline } = await import('../trace/timeline.js');
+    server.setTracer(createTimeline(trace, (line) => process.stdout.write(line + '\n')));
+  }
+  return server;
+}
+
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, not '${value}'`);
+  return value as T;
 }
 
 function stopOnSignals(server: MobServer, log: Logger): void {
