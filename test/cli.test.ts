@@ -4,6 +4,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { cliPath, exitOf, spawnServer, TestClient, waitFor } from './helpers.ts';
 
 function mob(args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -64,6 +67,44 @@ test('a bad flag or value is one line and exit 2', () => {
     assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
     assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
     assert.doesNotMatch(run.stderr, /at .*\.js:\d+/); // no stack trace
+  }
+});
+
+test('a missing or wrong-platform addon is one clear line and exit 1', () => {
+  const real = JSON.parse(mob(['info']).stdout).addon.path as string;
+  const root = mkdtempSync(join(tmpdir(), 'mob-addon-'));
+  try {
+    const place = (name: string, bytes: Buffer | string) => {
+      mkdirSync(join(root, name, 'build', 'Release'), { recursive: true });
+      writeFileSync(join(root, name, 'build', 'Release', 'mob.node'), bytes);
+      return join(root, name);
+    };
+    mkdirSync(join(root, 'empty'));
+    const elf = readFileSync(real);
+    const foreign = Buffer.from(elf);
+    // Another CPU's build: same file, another ELF e_machine (dlopen itself says "No such file").
+    if (foreign.subarray(0, 4).toString('latin1') === '\x7fELF') foreign.writeUInt16LE(process.arch === 'arm64' ? 0x3e : 0xb7, 18);
+    const cases: [string, RegExp][] = [
+      [join(root, 'empty'), /^mob: no native addon for \S+ \(node v[\d.]+\) in .*empty; build it with `npm run build:native`/],
+      [place('text', 'not a shared library\n'), /^mob: cannot load the native addon .*mob\.node: it is not a shared library/],
+    ];
+    if (process.platform === 'linux') cases.push([place('foreign', foreign), /^mob: cannot load the native addon .*: it is built for (arm64|x64), this is linux-/]);
+    for (const [dir, message] of cases) {
+      for (const args of [['serve', '--port', '0'], ['info']]) {
+        const run = mob(args, { MOB_PREBUILD: dir });
+        assert.equal(run.status, 1, `${dir} ${args[0]}: ${run.stderr}`);
+        assert.match(run.stderr, message);
+        assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+        assert.doesNotMatch(run.stderr, /at .*\.js:\d+/);
+      }
+    }
+    // A relative MOB_PREBUILD (MOB_PREBUILD=build-asan, as DEVELOPERS.md shows) loads too.
+    place('copy', elf);
+    const run = spawnSync(process.execPath, [cliPath, 'info'], { cwd: root, encoding: 'utf8', env: { ...process.env, MOB_PREBUILD: 'copy' } });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(JSON.parse(run.stdout).addon.path, join(root, 'copy', 'build', 'Release', 'mob.node'));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });
 

@@ -8,11 +8,25 @@ import { encodeFrame, FrameDecoder } from '../src/protocol/frame.ts';
 import { Logger } from '../src/log.ts';
 import { DEFAULT_LIMITS, type Limits, type MobServer } from '../src/server/policy.ts';
 import { NativeServer } from '../src/server/native/server.ts';
+import { UvServer, type UvMode } from '../src/server/uv/server.ts';
 
 export const quietLog = new Logger('error', () => {});
 
-export async function startServer(limits: Partial<Limits> = {}, host = '127.0.0.1'): Promise<MobServer & { native: NativeServer }> {
-  const server = new NativeServer({ host, port: 0, limits: { ...DEFAULT_LIMITS, ...limits }, shutdownTimeoutMs: 1000 }, quietLog);
+/** Engines the server integration tests run against: the native loop and both node:net modes. */
+export const ENGINES = ['native', 'uv-corked', 'uv-coalesced', 'uv-plain'] as const;
+export type EngineName = (typeof ENGINES)[number];
+
+export async function startServer(
+  limits: Partial<Limits> = {}, host = '127.0.0.1', engine: EngineName = 'native',
+): Promise<MobServer & { native: NativeServer }> {
+  const options = { host, port: 0, limits: { ...DEFAULT_LIMITS, ...limits }, shutdownTimeoutMs: 1000 };
+  if (engine !== 'native') {
+    const server = await UvServer.listen(options, quietLog, engine.slice('uv-'.length) as UvMode);
+    return Object.defineProperty(server, 'native', {
+      get: () => { throw new Error(`${engine} has no native loop`); },
+    }) as UvServer & { native: NativeServer };
+  }
+  const server = new NativeServer(options, quietLog);
   return Object.assign(server, { native: server });
 }
 

@@ -4,6 +4,7 @@
 import { UsageError } from './args.js';
 import { SERVE_USAGE } from './serve.js';
 import { CLIENT_USAGE } from './client.js';
+import { LAB_USAGE } from './lab.js';
 
 const USAGE = `mob — a multi-echo server on raw epoll/kqueue
 
@@ -11,6 +12,7 @@ usage:
   ${SERVE_USAGE}
   ${CLIENT_USAGE}
   mob info
+  ${LAB_USAGE}
 
 MOB_LOG=error|warn|info|debug|trace sets the log level (default info).`;
 
@@ -23,6 +25,8 @@ async function main(argv: string[]): Promise<void> {
       return (await import('./client.js')).client(rest);
     case 'info':
       return (await import('./info.js')).info();
+    case 'lab':
+      return (await import('./lab.js')).lab(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -53,6 +57,7 @@ function describe(err: Error & { code?: string; syscall?: string }): string {
     case 'MOB_NO_ADDON':
       return err.message;
     case 'ERR_DLOPEN_FAILED':
+      if (err.message.startsWith('mob: ')) return err.message; // the loader's own diagnosis
       return `mob: the native addon failed to load (wrong platform or a stale build?): ${err.message.split('\n')[0]}; rebuild with npm run build:native`;
     default:
       return `mob: ${err.message}`;

@@ -6,10 +6,10 @@ import { parse, parseBytes, parseInteger, UsageError } from './args.js';
 
 export const SERVE_USAGE = `mob serve [--host 127.0.0.1] [--port 8000] [--max-frame 16MiB] [--max-conns 10000]
           [--max-output 64MiB] [--shutdown-timeout 5000] [--reuse-port]
-          [--engine native|uv] [--uv-mode corked|plain] [--trace[=text|json]]`;
+          [--engine native|uv] [--uv-mode corked|coalesced|plain] [--trace[=text|json]]`;
 
 export type Engine = 'native' | 'uv';
-export type UvMode = 'corked' | 'plain';
+export type UvMode = 'corked' | 'coalesced' | 'plain';
 
 export async function serve(argv: string[]): Promise<void> {
   // `--trace` alone means the text timeline; parseArgs has no optional values.
@@ -27,7 +27,7 @@ export async function serve(argv: string[]): Promise<void> {
     trace: { type: 'string' },
   });
   const engine = oneOf<Engine>('engine', values.engine!, ['native', 'uv']);
-  const uvMode = oneOf<UvMode>('uv-mode', values['uv-mode']!, ['corked', 'plain']);
+  const uvMode = oneOf<UvMode>('uv-mode', values['uv-mode']!, ['corked', 'coalesced', 'plain']);
   const trace = values.trace === undefined ? null : oneOf('trace', values.trace, ['text', 'json'] as const);
   const log = Logger.fromEnv();
   const options: ServerOptions = {
@@ -39,6 +39,7 @@ export async function serve(argv: string[]): Promise<void> {
       maxConns: values['max-conns'] ? parseInteger('max-conns', values['max-conns'], 1) : DEFAULT_LIMITS.maxConns,
     },
     reusePort: values['reuse-port']!,
+    explicitMaxConns: values['max-conns'] !== undefined,
     shutdownTimeoutMs: parseInteger('shutdown-timeout', values['shutdown-timeout']!, 0),
   };
   const server = await createServer(engine, uvMode, options, log, trace);

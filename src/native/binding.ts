@@ -5,7 +5,8 @@
 // closed fd, listen on a busy port): those throw a SystemError-like Error with
 // `code` ('EADDRINUSE'), `errno` (positive number) and `syscall` ('bind').
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Interest and mode bits for Poller.add / Poller.modify. */
@@ -161,16 +162,54 @@ function load(): LoadedBinding {
     path = nodeGypBuild.resolve(packageRoot);
   } catch (cause) {
     const error = new Error(
-      `mob: no native addon for ${process.platform}-${process.arch} (node ${process.version}); ` +
+      `mob: no native addon for ${process.platform}-${process.arch} (node ${process.version}) in ${process.env.MOB_PREBUILD ?? packageRoot}; ` +
         'build it with `npm run build:native` (needs python3, make and a C++20 compiler)',
       { cause },
     );
     (error as Error & { code: string }).code = 'MOB_NO_ADDON';
     throw error;
   }
-  const binding = require(path) as NativeBinding;
+  // MOB_PREBUILD=build-asan comes back relative, which require() would take for a package name.
+  path = resolvePath(path);
+  let binding: NativeBinding;
+  try {
+    binding = require(path) as NativeBinding;
+  } catch (cause) {
+    const error = new Error(`mob: cannot load the native addon ${path}: ${whyNotLoadable(path, cause)}`, { cause });
+    (error as Error & { code: string }).code = 'ERR_DLOPEN_FAILED';
+    throw error;
+  }
   const loadedFrom = path.split(/[\\/]/).includes('prebuilds') ? 'prebuild' : 'local build';
   return { binding, loadedFrom, path };
+}
+
+// ELF e_machine values of the architectures Node ships for.
+const ELF_MACHINES: Record<number, string> = { 3: 'ia32', 0x3e: 'x64', 0x28: 'arm', 0xb7: 'arm64', 0x15: 'ppc64', 0x16: 's390x', 0xf3: 'riscv64' };
+
+/** dlopen's own words can mislead (an addon for another CPU reports "No such file or
+ *  directory"), so look at the file's header and name what is wrong in terms a user can act on. */
+function whyNotLoadable(path: string, cause: unknown): string {
+  const fallback = String((cause as Error).message ?? cause).split('\n')[0]!;
+  let head: Buffer;
+  try {
+    head = readFileSync(path).subarray(0, 20);
+  } catch {
+    return fallback;
+  }
+  const rebuild = '; rebuild it with `npm run build:native`';
+  const magic = head.readUInt32BE(0);
+  if (magic === 0xcffaedfe || magic === 0xcefaedfe || magic === 0xcafebabe) {
+    if (process.platform !== 'darwin') return `it is a macOS build, not one for ${process.platform}-${process.arch}${rebuild}`;
+  } else if (head.length >= 20 && head.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) {
+    if (process.platform === 'darwin') return `it is an ELF (Linux/BSD) build, not one for macOS${rebuild}`;
+    const machine = head[5] === 2 ? head.readUInt16BE(18) : head.readUInt16LE(18);
+    const arch = ELF_MACHINES[machine] ?? `ELF machine ${machine}`;
+    if (arch !== process.arch) return `it is built for ${arch}, this is ${process.platform}-${process.arch}${rebuild}`;
+  } else {
+    return `it is not a shared library (${head.length} bytes read)${rebuild}`;
+  }
+  if (/did not self-register/.test(fallback)) return `it is a shared library but not a Node addon${rebuild}`;
+  return `${fallback.replace(/\.$/, '')}${rebuild}`;
 }
 
 let loaded: LoadedBinding | undefined;

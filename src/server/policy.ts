@@ -88,4 +88,7 @@ export interface ServerOptions {
   reusePort?: boolean;
   /** How long close() waits for pending output to drain before cutting clients off. */
   shutdownTimeoutMs?: number;
+  /** limits.maxConns was asked for (--max-conns): keep it even above RLIMIT_NOFILE, shedding on
+   *  EMFILE, rather than fitting it (see fitConnLimit). */
+  explicitMaxConns?: boolean;
 }

@@ -23,6 +23,8 @@ export class Connection implements Slotted {
   queuedBytes = 0;
   /** WRITABLE is in the registration (only while output is pending). */
   writeInterest = false;
+  /** Its read budget ran out before EAGAIN; it is in the server's list to read next turn. */
+  unfinished = false;
   /** The peer sent FIN: deliver what is pending, then close. */
   readClosed = false;
   closing: CloseReason | null = null;

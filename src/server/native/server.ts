@@ -12,6 +12,7 @@ import {
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
 import type { LoopTracer } from '../tracer.js';
+import { fitConnLimit } from '../fdlimit.js';
 import { Arena } from './arena.js';
 import { Connection } from './connection.js';
 import { Slab } from './slab.js';
@@ -25,8 +26,13 @@ const ASSEMBLY_THRESHOLD = 64 * 1024;
 /** A large frame's buffer starts here and doubles as bytes arrive, so a bare header that
  *  promises 16 MiB costs 1 MiB, not 16. */
 const ASSEMBLY_INITIAL = 1024 * 1024;
-/** Descriptors kept back from --max-conns for the listener, the poller, Node and the spare. */
-const RESERVED_FDS = 64;
+/** Bytes read from one client per turn of the loop. A client with more waiting is read again on
+ *  the next turn (setImmediate), so one fast sender cannot make a batch so large that the other
+ *  clients' output queues blow past --max-output before they had a chance to read. */
+const READ_BUDGET = 256 * 1024;
+
+/** How soon accept is tried again after a failure that left connections queued. */
+const ACCEPT_RETRY_MS = 100;
 
 const { EAGAIN, EINTR, EMFILE, ENFILE, ECONNABORTED } = native.errno;
 const READ_BITS = Ready.READABLE | Ready.READ_CLOSED | Ready.ERROR;
@@ -55,21 +61,29 @@ export class NativeServer implements MobServer {
   private readonly doomedReasons: CloseReason[] = [];
   /** Clients that sent FIN this batch: closed after the batch's broadcast reaches them. */
   private readonly ended: Connection[] = [];
+  /** Clients whose read budget ran out before EAGAIN: read again on the next turn. */
+  private unfinished: Connection[] = [];
+  private spareUnfinished: Connection[] = [];
+  private continueScheduled = false;
+  /** Bytes left to read from the client being read, this turn. */
+  private budget = 0;
   /** Kept open so that, on EMFILE, closing it frees one descriptor to accept and shed with. */
   private spareFd = -1;
+  /** Set while accept waits out a failure that left the (edge-triggered) queue undrained. */
+  private acceptRetry: NodeJS.Timeout | null = null;
   private stopping = false;
   private closed: Promise<void> | null = null;
   private finishClose: (() => void) | null = null;
 
   constructor(options: ServerOptions, private readonly log: Logger) {
-    this.limits = { ...options.limits, maxConns: this.fitConnLimit(options.limits.maxConns) };
+    this.limits = { ...options.limits, maxConns: fitConnLimit(options.limits.maxConns, log, options.explicitMaxConns) };
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5000;
     this.registry = this.poll.registry;
     this.listenFd = native.listen(options.host, options.port, 0, options.reusePort ?? false);
     try {
       this.address = { host: options.host, port: native.localAddress(this.listenFd).port };
       this.registry.register(this.listenFd, LISTENER_SLOT, Interest.READABLE, Trigger.EDGE);
-      this.spareFd = openSync('/dev/null', 'r');
+      this.spareFd = openSpare();
     } catch (error) {
       native.close(this.listenFd);
       this.poll.close();
@@ -132,6 +146,26 @@ export class NativeServer implements MobServer {
       if (conn.liveIndex >= 0 && conn.queuedBytes === 0) this.remove(conn, { kind: 'end' });
     }
     ended.length = 0;
+    if (this.unfinished.length > 0 && !this.continueScheduled) {
+      this.continueScheduled = true;
+      setImmediate(() => this.continueReads());
+    }
+  }
+
+  /** Reads on from the clients whose budget ran out last turn; edge-triggered, no event will
+   *  come for them until they are drained. */
+  private continueReads(): void {
+    this.continueScheduled = false;
+    const list = this.unfinished;
+    this.unfinished = this.spareUnfinished;
+    this.spareUnfinished = list;
+    for (let i = 0; i < list.length; i++) {
+      const conn = list[i]!;
+      conn.unfinished = false;
+      if (conn.liveIndex >= 0 && !conn.readClosed && !this.stopping) this.readAll(conn);
+    }
+    list.length = 0;
+    this.endBatch();
   }
 
   // --- accept ------------------------------------------------------------------------
@@ -154,10 +188,12 @@ export class NativeServer implements MobServer {
       if (fd === -EINTR || fd === -ECONNABORTED) continue;
       if (fd === -EMFILE || fd === -ENFILE) {
         // Edge-triggered: leaving the queue non-empty means no new event ever comes for it.
-        rejected += this.shedWithSpareFd(-fd);
+        this.shedWithSpareFd(-fd);
         break;
       }
-      this.log.error(`accept failed: ${native.errnoName(-fd)}`);
+      // ENOBUFS, ENOMEM...: the queue is not drained, and under EPOLLET nothing would say so again.
+      this.log.error(`accept failed: ${native.errnoName(-fd)}; retrying in ${ACCEPT_RETRY_MS} ms`);
+      this.retryAcceptLater();
       break;
     }
     if (rejected > 0) {
@@ -167,24 +203,40 @@ export class NativeServer implements MobServer {
   }
 
   /** libuv's EMFILE trick: give back the spare fd, accept-and-close until EAGAIN, take it again. */
-  private shedWithSpareFd(errno: number): number {
-    if (this.spareFd < 0) return 0;
+  private shedWithSpareFd(errno: number): void {
+    if (this.spareFd < 0) this.spareFd = openSpare();
+    if (this.spareFd < 0) {
+      // Someone else holds the descriptor the spare had: shed nothing now, but look again.
+      this.log.warn(`out of descriptors (${native.errnoName(errno)}) and no spare; retrying accept in ${ACCEPT_RETRY_MS} ms`);
+      this.retryAcceptLater();
+      return;
+    }
     closeSync(this.spareFd);
     this.spareFd = -1;
     let shed = 0;
+    let last = 0;
     for (;;) {
-      const fd = native.accept(this.listenFd);
-      if (fd < 0) break;
-      native.close(fd);
-      shed++;
+      last = native.accept(this.listenFd);
+      if (this.tracer !== null) this.tracer.call('accept', this.listenFd, LISTENER_SLOT, last, 0);
+      if (last >= 0) {
+        native.close(last);
+        shed++;
+      } else if (last !== -EINTR && last !== -ECONNABORTED) {
+        break;
+      }
     }
-    try {
-      this.spareFd = openSync('/dev/null', 'r');
-    } catch {
-      this.spareFd = -1;
-    }
+    this.spareFd = openSpare();
+    this.stats.rejected += shed;
     this.log.warn(`out of descriptors (${native.errnoName(errno)}): closed ${shed} queued connection${shed === 1 ? '' : 's'}`);
-    return shed;
+    if (last !== -EAGAIN) this.retryAcceptLater();
+  }
+
+  private retryAcceptLater(): void {
+    if (this.acceptRetry !== null || this.stopping) return;
+    this.acceptRetry = setTimeout(() => {
+      this.acceptRetry = null;
+      if (!this.stopping) this.acceptAll();
+    }, ACCEPT_RETRY_MS);
   }
 
   private open(fd: number): void {
@@ -212,6 +264,7 @@ export class NativeServer implements MobServer {
     const fd = conn.fd;
     const maxFrame = this.limits.maxFrame;
     let tail = 0; // bytes of an incomplete frame sitting right after arena.committed
+    this.budget = READ_BUDGET;
     if (conn.stashLength > 0) {
       tail = conn.stashLength;
       conn.stashLength = 0;
@@ -219,6 +272,14 @@ export class NativeServer implements MobServer {
       conn.stash!.copy(arena.buf, arena.committed, 0, tail);
     }
     for (;;) {
+      if (this.budget <= 0) {
+        if (tail > 0) this.stashTail(conn, arena.buf, arena.committed, tail);
+        if (!conn.unfinished) {
+          conn.unfinished = true;
+          this.unfinished.push(conn);
+        }
+        return;
+      }
       if (conn.assembly !== null) {
         if (!this.readAssembly(conn)) return;
         continue;
@@ -230,6 +291,7 @@ export class NativeServer implements MobServer {
       if (this.tracer !== null) this.tracer.call('read', fd, conn.token, n, buf.length - at);
       if (n > 0) {
         this.stats.bytesIn += n;
+        this.budget -= n;
         const scan = scanFrames(buf, arena.committed, at + n, maxFrame, this.scan);
         this.stats.framesIn += scan.frames;
         arena.committed = scan.end;
@@ -295,6 +357,7 @@ export class NativeServer implements MobServer {
     if (this.tracer !== null) this.tracer.call('read', conn.fd, conn.token, n, want);
     if (n > 0) {
       this.stats.bytesIn += n;
+      this.budget -= n;
       conn.assembled += n;
       if (conn.assembled === conn.assemblyTotal) {
         conn.assembly = null;
@@ -455,6 +518,8 @@ export class NativeServer implements MobServer {
   close(): Promise<void> {
     if (this.closed !== null) return this.closed;
     this.stopping = true;
+    if (this.acceptRetry !== null) clearTimeout(this.acceptRetry);
+    this.acceptRetry = null;
     this.closed = new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const finish = () => {
@@ -482,25 +547,24 @@ export class NativeServer implements MobServer {
       timer = setTimeout(() => {
         const left = [...this.slab.live];
         if (left.length > 0) this.log.warn(`shutdown: ${left.length} client(s) still behind after ${this.shutdownTimeoutMs} ms; closing`);
-        for (const conn of left) this.remove(conn, { kind: 'shutdown' });
+        for (const conn of left) {
+          // A reset, not a FIN: the client learns its stream was cut short, and the kernel
+          // drops the unsent bytes now instead of holding them for a reader that never reads.
+          native.setLinger(conn.fd, true, 0);
+          this.remove(conn, { kind: 'shutdown' });
+        }
         finish();
       }, this.shutdownTimeoutMs);
     });
     return this.closed;
   }
+}
 
-  /** --max-conns within RLIMIT_NOFILE: raise the soft limit if allowed, else clamp and say so. */
-  private fitConnLimit(wanted: number): number {
-    const need = wanted + RESERVED_FDS;
-    let { soft, hard } = native.getFdLimit();
-    if (soft < need) {
-      const raised = native.setFdLimit(Math.min(need, hard));
-      if (raised > 0) soft = raised;
-    }
-    if (soft >= need) return wanted;
-    const fitted = Math.max(1, soft - RESERVED_FDS);
-    this.log.warn(`--max-conns ${wanted} exceeds RLIMIT_NOFILE ${soft} (hard ${hard}); serving at most ${fitted}`);
-    return fitted;
+function openSpare(): number {
+  try {
+    return openSync('/dev/null', 'r');
+  } catch {
+    return -1;
   }
 }
 

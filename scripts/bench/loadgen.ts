@@ -1,0 +1,468 @@
+// The benchmark's load generator: one process, its own blocking epoll/kqueue loop (src/poll and
+// the addon, no libuv in the data path), so that it is not the bottleneck. Every receiver
+// checks every frame: length, sender, per-sender sequence, and the filler derived from
+// (sender, sequence). Any loss, reordering or corruption fails the run.
+//
+// Run: node --import tsx scripts/bench/loadgen.ts '<LoadSpec JSON>'; prints a LoadResult JSON line.
+//
+// Payload (all frames of a run have the same size, a multiple of 8, at least 16 bytes):
+//   [sender u32][sequence u32][send time f64, ms][filler u32 words derived from sender, sequence]
+// Frames are kept 8-byte aligned in the read buffer, so they are checked through typed-array
+// views with no per-frame allocation.
+import { readdirSync, readFileSync } from 'node:fs';
+import { native } from '../../src/native/binding.ts';
+import { Events, Interest, Poll, Ready, Trigger } from '../../src/poll/index.ts';
+
+export interface LoadSpec {
+  host: string;
+  port: number;
+  /** Connections. The first `senders` of them send; all of them receive. */
+  clients: number;
+  senders: number;
+  /** Payload bytes per frame (multiple of 8, >= 16). */
+  payload: number;
+  /** Own frames in flight per sender. */
+  window: number;
+  warmupMs: number;
+  measureMs: number;
+  /** Idle scenario: connect, wait until the server holds every connection, one broadcast. */
+  idle?: boolean;
+  /** Server pid, to read its RSS and descriptor count (Linux /proc). */
+  serverPid?: number;
+  /** Handshakes in flight at once while connecting. */
+  connectConcurrency?: number;
+  timeoutMs: number;
+}
+
+export interface LoadResult {
+  ok: boolean;
+  errors: string[];
+  clients: number;
+  senders: number;
+  payload: number;
+  window: number;
+  /** Frames delivered (summed over receivers) per second in the measured interval. */
+  framesPerSec: number;
+  /** Payload + header bytes delivered per second, in MB (10^6). */
+  mbPerSec: number;
+  /** Frames sent per second by all senders. */
+  sentPerSec: number;
+  /** Send-to-receive latency, ms. */
+  latencyMs: { p50: number; p99: number; p999: number; max: number };
+  delivered: number;
+  /** Connects that took longer than SYN_RETRANSMIT_MS (a dropped SYN is retried after ~1 s). */
+  synRetransmits: number;
+  connectMs: number;
+  /** Idle scenario. */
+  idle?: { rssBaseKiB: number; rssKiB: number; rssPerConnBytes: number; broadcastMs: number };
+  /** Load generator CPU over the measured interval (user + system, fraction of one core). */
+  genCpu: number;
+}
+
+const SYN_RETRANSMIT_MS = 900;
+const PROBE = 0xffff_ffff;
+const READ_BUFFER = 256 * 1024;
+const skipEagainRead = native.backend === 'epoll';
+const { EAGAIN, EINTR, EINPROGRESS } = native.errno;
+// Filler words: w[j] = base + j * STEP, base = imul(sender, A) ^ imul(sequence, B).
+const A = 0x9e3779b1 | 0;
+const B = 0x85ebca77 | 0;
+const STEP = 0x27d4eb2f | 0;
+
+// Latency histogram: 1 µs buckets to 50 ms, then 1 ms buckets to 60 s.
+const FINE = 50_000;
+const COARSE = 60_000;
+
+class Histogram {
+  readonly fine = new Float64Array(FINE);
+  readonly coarse = new Float64Array(COARSE);
+  count = 0;
+  max = 0;
+  record(ms: number): void {
+    const us = (ms * 1000) | 0;
+    if (us < FINE) this.fine[us < 0 ? 0 : us]++;
+    else this.coarse[Math.min(COARSE - 1, (ms | 0))]++;
+    if (ms > this.max) this.max = ms;
+    this.count++;
+  }
+  recordMany(ms: number, n: number): void {
+    const us = (ms * 1000) | 0;
+    if (us < FINE) this.fine[us < 0 ? 0 : us] += n;
+    else this.coarse[Math.min(COARSE - 1, (ms | 0))] += n;
+    if (ms > this.max) this.max = ms;
+    this.count += n;
+  }
+  percentile(p: number): number {
+    if (this.count === 0) return NaN;
+    const rank = Math.ceil((p / 100) * this.count);
+    let seen = 0;
+    for (let i = 0; i < FINE; i++) {
+      seen += this.fine[i]!;
+      if (seen >= rank) return (i + 0.5) / 1000;
+    }
+    for (let i = 0; i < COARSE; i++) {
+      seen += this.coarse[i]!;
+      if (seen >= rank) return i + 0.5;
+    }
+    return this.max;
+  }
+}
+
+function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /VmRSS:\s+(\d+)\s+kB/.exec(status);
+  return match ? Number(match[1]) : NaN;
+}
+
+function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+export function runLoad(spec: LoadSpec): LoadResult {
+  const { clients, senders, payload, window } = spec;
+  if (payload % 8 !== 0 || payload < 16) throw new RangeError('payload must be a multiple of 8, at least 16');
+  const frameBytes = 8 + payload;
+  const fillerWords = (payload - 16) >>> 2;
+  const errors: string[] = [];
+  const fail = (message: string) => {
+    if (errors.length < 20) errors.push(message);
+  };
+
+  const limit = native.getFdLimit();
+  if (limit.soft < clients + 64) native.setFdLimit(Math.min(limit.hard, clients + 64));
+
+  const poll = new Poll();
+  const registry = poll.registry;
+  const events = new Events(4096);
+
+  // Per client.
+  const fds = new Int32Array(clients).fill(-1);
+  const connected = new Uint8Array(clients);
+  const connectStart = new Float64Array(clients);
+  const stash: (Buffer | null)[] = new Array(clients).fill(null);
+  const stashLength = new Int32Array(clients);
+  const probed = new Uint8Array(clients);
+  const next = new Uint32Array(clients * Math.max(1, senders));
+  // Per sender.
+  const sent = new Uint32Array(senders);
+  const inflight = new Int32Array(senders);
+  const sendBuf: Buffer[] = [];
+  const pendingOut: (Buffer | null)[] = new Array(senders).fill(null);
+  for (let s = 0; s < senders; s++) sendBuf.push(Buffer.alloc(frameBytes * Math.max(window, 1)));
+  const probeFrame = Buffer.alloc(frameBytes);
+  // A sender tops its window up once half of it has come back: one write for several frames.
+  const refillAt = window - Math.max(1, window >> 1);
+
+  // The read buffer, 8-byte aligned, with u32 and f64 views.
+  const arrayBuffer = new ArrayBuffer(READ_BUFFER);
+  const rbuf = Buffer.from(arrayBuffer);
+  const w32 = new Uint32Array(arrayBuffer);
+  const f64 = new Float64Array(arrayBuffer);
+  const lengthWord = new Uint32Array(new Uint8Array([(payload >>> 24) & 0xff, (payload >>> 16) & 0xff, (payload >>> 8) & 0xff, payload & 0xff]).buffer)[0]!;
+
+  const hist = new Histogram();
+  let measuring = false;
+  let delivered = 0; // frames received during the measured interval
+  let received = 0; // data frames received in all
+  let sentTotal = 0;
+  let sendingOn = false;
+  let probesSeen = 0;
+  let synRetransmits = 0;
+  let connectedCount = 0;
+
+  function writeFrame(buf: Buffer, at: number, sender: number, sequence: number, now: number): void {
+    buf.writeUInt32BE(0, at);
+    buf.writeUInt32BE(payload, at + 4);
+    buf.writeUInt32LE(sender, at + 8);
+    buf.writeUInt32LE(sequence, at + 12);
+    buf.writeDoubleLE(now, at + 16);
+    let word = (Math.imul(sender, A) ^ Math.imul(sequence, B)) | 0;
+    for (let j = 0, o = at + 24; j < fillerWords; j++, o += 4) {
+      buf.writeInt32LE(word, o);
+      word = (word + STEP) | 0;
+    }
+  }
+
+  function writeAll(s: number, buf: Buffer, length: number): void {
+    const fd = fds[s]!;
+    let off = 0;
+    while (off < length) {
+      const n = native.write(fd, buf, off, length - off);
+      if (n > 0) {
+        off += n;
+        continue;
+      }
+      if (n === -EINTR) continue;
+      if (n === -EAGAIN) {
+        pendingOut[s] = Buffer.from(buf.subarray(off, length));
+        return;
+      }
+      fail(`sender ${s}: write failed: ${native.errnoName(-n)}`);
+      return;
+    }
+  }
+
+  function flushPending(s: number): void {
+    const out = pendingOut[s];
+    if (out === null || out === undefined) return;
+    pendingOut[s] = null;
+    writeAll(s, out, out.length);
+  }
+
+  function pump(s: number, now: number): void {
+    if (pendingOut[s] !== null) return;
+    const room = window - inflight[s]!;
+    if (room <= 0) return;
+    const buf = sendBuf[s]!;
+    let seq = sent[s]!;
+    for (let k = 0; k < room; k++) writeFrame(buf, k * frameBytes, s, seq++, now);
+    sent[s] = seq;
+    inflight[s]! += room;
+    sentTotal += room;
+    writeAll(s, buf, room * frameBytes);
+  }
+
+  /** Checks frames in rbuf[0, end) (starting at 0, so 8-aligned); returns where the tail starts. */
+  function consume(r: number, end: number, now: number): number {
+    let p = 0;
+    let frames = 0;
+    while (end - p >= frameBytes) {
+      const q = p >>> 2;
+      if (w32[q] !== 0 || w32[q + 1] !== lengthWord) {
+        fail(`client ${r}: bad length prefix ${rbuf.readUInt32BE(p)}:${rbuf.readUInt32BE(p + 4)} (expected ${payload})`);
+        return end;
+      }
+      const sender = w32[q + 2]!;
+      const sequence = w32[q + 3]!;
+      p += frameBytes;
+      if (sequence === PROBE) {
+        if (probed[r] === 0) {
+          probed[r] = 1;
+          probesSeen++;
+        }
+        continue;
+      }
+      if (sender >= senders) {
+        fail(`client ${r}: frame from unknown sender ${sender}`);
+        continue;
+      }
+      const slot = r * senders + sender;
+      if (sequence !== next[slot]) fail(`client ${r}: sender ${sender}: frame ${sequence} arrived where ${next[slot]} was due`);
+      next[slot] = sequence + 1;
+      let word = (Math.imul(sender, A) ^ Math.imul(sequence, B)) | 0;
+      const fillerStart = q + 6;
+      for (let j = 0; j < fillerWords; j++) {
+        if ((w32[fillerStart + j]! | 0) !== word) {
+          fail(`client ${r}: sender ${sender}: frame ${sequence} corrupt at byte ${16 + j * 4}`);
+          break;
+        }
+        word = (word + STEP) | 0;
+      }
+      frames++;
+      if (measuring) {
+        const latency = now - f64[(q + 4) >>> 1]!;
+        hist.record(latency);
+      }
+      if (sender === r) inflight[sender]!--;
+    }
+    received += frames;
+    if (measuring) delivered += frames;
+    return p;
+  }
+
+  function readAll(r: number): void {
+    const fd = fds[r]!;
+    for (;;) {
+      let tail = stashLength[r]!;
+      if (tail > 0) stash[r]!.copy(rbuf, 0, 0, tail);
+      const n = native.read(fd, rbuf, tail, READ_BUFFER - tail);
+      if (n > 0) {
+        const end = tail + n;
+        const now = performance.now();
+        const at = consume(r, end, now);
+        tail = end - at;
+        if (tail > 0) {
+          const s = (stash[r] ??= Buffer.alloc(frameBytes));
+          rbuf.copy(s, 0, at, end);
+        }
+        stashLength[r] = tail;
+        // Edge-triggered epoll: a short read of a stream socket means it is drained, and data
+        // arriving later raises a new edge, so the EAGAIN read is skipped (not so on kqueue
+        // emulations, which may report less than is there).
+        if (skipEagainRead && n < READ_BUFFER - (end - n)) return;
+        continue;
+      }
+      if (n === -EAGAIN) return;
+      if (n === -EINTR) continue;
+      fail(n === 0 ? `client ${r}: closed by the server` : `client ${r}: read failed: ${native.errnoName(-n)}`);
+      closeClient(r);
+      return;
+    }
+  }
+
+  function closeClient(r: number): void {
+    if (fds[r]! < 0) return;
+    registry.deregister(fds[r]!);
+    native.close(fds[r]!);
+    fds[r] = -1;
+  }
+
+  // --- connect -------------------------------------------------------------------------
+  const began = performance.now();
+  const deadline = began + spec.timeoutMs;
+  const concurrency = spec.connectConcurrency ?? 256;
+  const rssBase = spec.idle && spec.serverPid ? rssKiB(spec.serverPid) : NaN;
+  const fdBase = spec.idle && spec.serverPid ? fdCount(spec.serverPid) : 0;
+  let started = 0;
+  let handshaking = 0;
+  const startConnects = () => {
+    while (started < clients && handshaking < concurrency) {
+      const fd = native.connect(spec.host, spec.port);
+      fds[started] = fd;
+      connectStart[started] = performance.now();
+      native.setNoDelay(fd, true);
+      registry.register(fd, started, Interest.BOTH, Trigger.EDGE);
+      started++;
+      handshaking++;
+    }
+  };
+  void EINPROGRESS;
+
+  function handle(count: number): void {
+    const now = performance.now();
+    for (let i = 0; i < count; i++) {
+      const r = events.tokenLow(i);
+      const flags = events.flags(i);
+      if (fds[r]! < 0) continue;
+      if (connected[r] === 0) {
+        if ((flags & (Ready.WRITABLE | Ready.ERROR | Ready.WRITE_CLOSED)) === 0) continue;
+        const err = native.socketError(fds[r]!);
+        if (err !== 0) {
+          fail(`client ${r}: connect failed: ${native.errnoName(err)}`);
+          closeClient(r);
+          handshaking--;
+          continue;
+        }
+        connected[r] = 1;
+        connectedCount++;
+        handshaking--;
+        if (now - connectStart[r]! > SYN_RETRANSMIT_MS) synRetransmits++;
+      }
+      if ((flags & (Ready.READABLE | Ready.READ_CLOSED | Ready.ERROR)) !== 0) readAll(r);
+      if ((flags & Ready.WRITABLE) !== 0 && r < senders && pendingOut[r] !== null) flushPending(r);
+    }
+  }
+
+  const turn = (timeoutMs: number) => {
+    const count = poll.poll(events, timeoutMs);
+    if (count > 0) handle(count);
+  };
+
+  while (connectedCount + errors.length < clients && performance.now() < deadline) {
+    startConnects();
+    turn(10);
+  }
+  const connectMs = performance.now() - began;
+  if (connectedCount < clients) fail(`only ${connectedCount} of ${clients} clients connected`);
+
+  // --- wait until the server holds every connection: a probe from client 0 reaches all ---
+  let idleResult: LoadResult['idle'];
+  if (errors.length === 0 && spec.idle && spec.serverPid) {
+    // Every connection accepted = the server process holds `clients` more descriptors.
+    while (fdCount(spec.serverPid) < fdBase + clients && performance.now() < deadline) turn(20);
+    const settle = performance.now() + 200;
+    while (performance.now() < settle) turn(20);
+    const rss = rssKiB(spec.serverPid);
+    const t0 = performance.now();
+    writeFrame(probeFrame, 0, 0, PROBE, t0);
+    writeAll(0, probeFrame, frameBytes);
+    while (probesSeen < clients && errors.length === 0 && performance.now() < deadline) turn(10);
+    const broadcastMs = performance.now() - t0;
+    if (probesSeen < clients) fail(`the broadcast reached ${probesSeen} of ${clients} clients`);
+    idleResult = { rssBaseKiB: rssBase, rssKiB: rss, rssPerConnBytes: ((rss - rssBase) * 1024) / clients, broadcastMs };
+  } else if (errors.length === 0) {
+    let lastProbe = -Infinity;
+    while (probesSeen < clients && errors.length === 0 && performance.now() < deadline) {
+      const now = performance.now();
+      if (now - lastProbe > 50) {
+        writeFrame(probeFrame, 0, 0, PROBE, now);
+        writeAll(0, probeFrame, frameBytes);
+        lastProbe = now;
+      }
+      turn(5);
+    }
+    if (probesSeen < clients) fail(`the probe reached ${probesSeen} of ${clients} clients`);
+  }
+
+  // --- load ----------------------------------------------------------------------------
+  let measuredMs = 0;
+  let cpu = 0;
+  let sentInMeasure = 0;
+  if (errors.length === 0 && !spec.idle && senders > 0) {
+    sendingOn = true;
+    const t0 = performance.now();
+    const measureFrom = t0 + spec.warmupMs;
+    const measureTo = measureFrom + spec.measureMs;
+    let cpuStart: NodeJS.CpuUsage | null = null;
+    let sentAtStart = 0;
+    let now = t0;
+    for (let s = 0; s < senders; s++) pump(s, now);
+    while (errors.length === 0 && now < measureTo && now < deadline) {
+      turn(5);
+      now = performance.now();
+      if (!measuring && now >= measureFrom && now < measureTo) {
+        measuring = true;
+        cpuStart = process.cpuUsage();
+        sentAtStart = sentTotal;
+        measuredMs = -now;
+      }
+      for (let s = 0; s < senders; s++) if (inflight[s]! <= refillAt) pump(s, now);
+    }
+    measuredMs += now;
+    measuring = false;
+    sentInMeasure = sentTotal - sentAtStart;
+    if (cpuStart !== null) {
+      const used = process.cpuUsage(cpuStart);
+      cpu = (used.user + used.system) / 1000 / measuredMs;
+      if (process.env.MOB_BENCH_DEBUG) process.stderr.write(`gen user ${(used.user / 1000 / measuredMs).toFixed(2)} sys ${(used.system / 1000 / measuredMs).toFixed(2)}\n`);
+    }
+    sendingOn = false;
+    // Drain: every receiver must get every frame every sender sent.
+    const expected = sentTotal * clients;
+    while (received < expected && errors.length === 0 && performance.now() < deadline) turn(10);
+    if (received < expected) fail(`lost frames: received ${received} of ${expected} (timed out)`);
+    for (let r = 0; r < clients && errors.length === 0; r++) {
+      for (let s = 0; s < senders; s++) {
+        if (next[r * senders + s] !== sent[s]) fail(`client ${r}: got ${next[r * senders + s]} of ${sent[s]} frames from sender ${s}`);
+      }
+    }
+  }
+  void sendingOn;
+
+  for (let r = 0; r < clients; r++) closeClient(r);
+  poll.close();
+  const seconds = measuredMs / 1000;
+  return {
+    ok: errors.length === 0,
+    errors,
+    clients,
+    senders,
+    payload,
+    window,
+    framesPerSec: seconds > 0 ? delivered / seconds : 0,
+    mbPerSec: seconds > 0 ? (delivered * frameBytes) / seconds / 1e6 : 0,
+    sentPerSec: seconds > 0 ? sentInMeasure / seconds : 0,
+    latencyMs: { p50: hist.percentile(50), p99: hist.percentile(99), p999: hist.percentile(99.9), max: hist.max },
+    delivered,
+    synRetransmits,
+    connectMs,
+    ...(idleResult ? { idle: idleResult } : {}),
+    genCpu: cpu,
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec;
+  const result = runLoad(spec);
+  process.stdout.write(JSON.stringify(result) + '\n');
+}

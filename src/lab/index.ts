@@ -1,0 +1,20 @@
+// The experiments, in the order the guide (docs/edge-triggered.md) walks through them.
+import type { Experiment } from './harness.js';
+import { edgeRead } from './experiments/edge-read.js';
+import { levelVsEdge } from './experiments/level-vs-edge.js';
+import { writeReady } from './experiments/write-ready.js';
+import { hangup } from './experiments/hangup.js';
+import { oneshot } from './experiments/oneshot.js';
+import { edgeListener } from './experiments/edge-listener.js';
+import { staleToken } from './experiments/stale-token.js';
+import { dupFd } from './experiments/dup-fd.js';
+
+export { runExperiment, type Experiment, type LabResult } from './harness.js';
+
+export const experiments: readonly Experiment[] = [
+  edgeRead, levelVsEdge, writeReady, hangup, oneshot, edgeListener, staleToken, dupFd,
+];
+
+export function findExperiment(name: string): Experiment | undefined {
+  return experiments.find((experiment) => experiment.name === name);
+}
