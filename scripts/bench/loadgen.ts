@@ -54,7 +54,10 @@ export interface LoadResult {
   synRetransmits: number;
   connectMs: number;
   /** Idle scenario. */
-  idle?: { rssBaseKiB: number; rssKiB: number; rssPerConnBytes: number; broadcastMs: number };
+  /** Idle scenario. rssPerConnBytes counts anonymous memory (RssAnon): the per-connection cost.
+   *  Total VmRSS also counts file-backed pages, such as the node binary's optimising compiler,
+   *  faulted in once the first time hot code is optimised (~4 MB, shared, not per connection). */
+  idle?: { rssBaseKiB: number; rssKiB: number; rssPerConnBytes: number; totalRssPerConnBytes: number; broadcastMs: number };
   /** Load generator CPU over the measured interval (user + system, fraction of one core). */
   genCpu: number;
 }
@@ -108,10 +111,11 @@ class Histogram {
   }
 }
 
-function rssKiB(pid: number): number {
+/** A process's resident memory in KiB: all of it (VmRSS), and the anonymous part (RssAnon). */
+function rssKiB(pid: number): { total: number; anon: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const match = /VmRSS:\s+(\d+)\s+kB/.exec(status);
-  return match ? Number(match[1]) : NaN;
+  const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)\\s+kB`).exec(status)?.[1] ?? NaN);
+  return { total: field('VmRSS'), anon: field('RssAnon') };
 }
 
 function fdCount(pid: number): number {
@@ -311,7 +315,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
   const began = performance.now();
   const deadline = began + spec.timeoutMs;
   const concurrency = spec.connectConcurrency ?? 256;
-  const rssBase = spec.idle && spec.serverPid ? rssKiB(spec.serverPid) : NaN;
+  const rssBase = spec.idle && spec.serverPid ? rssKiB(spec.serverPid) : { total: NaN, anon: NaN };
   const fdBase = spec.idle && spec.serverPid ? fdCount(spec.serverPid) : 0;
   let started = 0;
   let handshaking = 0;
@@ -379,7 +383,13 @@ export function runLoad(spec: LoadSpec): LoadResult {
     while (probesSeen < clients && errors.length === 0 && performance.now() < deadline) turn(10);
     const broadcastMs = performance.now() - t0;
     if (probesSeen < clients) fail(`the broadcast reached ${probesSeen} of ${clients} clients`);
-    idleResult = { rssBaseKiB: rssBase, rssKiB: rss, rssPerConnBytes: ((rss - rssBase) * 1024) / clients, broadcastMs };
+    idleResult = {
+      rssBaseKiB: rssBase.anon,
+      rssKiB: rss.anon,
+      rssPerConnBytes: ((rss.anon - rssBase.anon) * 1024) / clients,
+      totalRssPerConnBytes: ((rss.total - rssBase.total) * 1024) / clients,
+      broadcastMs,
+    };
   } else if (errors.length === 0) {
     let lastProbe = -Infinity;
     while (probesSeen < clients && errors.length === 0 && performance.now() < deadline) {
