@@ -6,12 +6,11 @@
 //
 //   npm run soak -- [--duration 120] [--interval 10] [--steady 4] [--churners 16] [--rate 200]
 //                   [--engine native|uv]
-import { spawn } from 'node:child_process';
+import { spawnServe } from './lib/serve-process.ts';
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { encodeFrame, FrameDecoder } from '../src/protocol/frame.ts';
 
 const MAX_DURATION_S = 1800;
@@ -71,31 +70,14 @@ function problem(text: string): void {
 
 // --- the server -------------------------------------------------------------------------
 
-const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-const server = spawn(process.execPath, [cli, 'serve', '--port', '0', '--engine', values.engine!, '--max-frame', String(MAX_FRAME), '--max-conns', '2000'], {
-  stdio: ['ignore', 'pipe', 'pipe'],
-  env: { ...process.env, MOB_LOG: 'error' },
-});
-let serverErr = '';
-server.stderr!.on('data', (d: Buffer) => (serverErr += d));
-const port = await new Promise<number>((resolve, reject) => {
-  let out = '';
-  const timer = setTimeout(() => reject(new Error(`server did not start: ${serverErr}`)), 10_000);
-  server.stdout!.on('data', (d: Buffer) => {
-    out += d;
-    const match = /listening on .*:(\d+)/.exec(out);
-    if (match) {
-      clearTimeout(timer);
-      resolve(Number(match[1]));
-    }
-  });
-  server.once('exit', (code) => reject(new Error(`server exited with ${code}: ${serverErr}`)));
-});
+const serve = await spawnServe(['--engine', values.engine!, '--max-frame', String(MAX_FRAME), '--max-conns', '2000'], { env: { MOB_LOG: 'error' } });
+const { child: server, port } = serve;
+const serverErr = serve.stderr;
 const pid = server.pid!;
 let serverExit: number | null = null;
 server.once('exit', (code) => {
   serverExit = code ?? -1;
-  if (!stopping) problem(`server exited unexpectedly with ${code}: ${serverErr.trim().split('\n').at(-1)}`);
+  if (!stopping) problem(`server exited unexpectedly with ${code}: ${serverErr().trim().split('\n').at(-1)}`);
 });
 
 function rssKiB(): number {

@@ -3,42 +3,23 @@
 // table and RLIMIT_NOFILE are its own.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { encodeFrame } from '../src/protocol/frame.ts';
-import { cliPath, exitOf, spawnServer, TestClient, waitFor, type CliServer } from './helpers.ts';
+import { exitOf, spawnServer, TestClient, waitFor, type CliServer } from './helpers.ts';
+import { spawnServe } from '../scripts/lib/serve-process.ts';
 
 const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
 
 /** `mob serve` with RLIMIT_NOFILE soft = hard = `nofile`: Node raises a soft limit to the hard
  *  one at startup, so only a lowered hard limit sticks. */
-async function spawnLimited(nofile: number, args: string[]): Promise<CliServer> {
-  const node = [process.execPath, cliPath, 'serve', '--port', '0', ...args];
-  const [command, ...argv] = hasPrlimit
-    ? ['prlimit', `--nofile=${nofile}:${nofile}`, ...node]
-    : ['bash', '-c', `ulimit -n ${nofile} && exec "$@"`, 'bash', ...node];
-  const child = spawn(command!, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 10_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      stdout += d;
-      const match = /listening on .*:(\d+)/.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}: ${stderr}`));
-    });
+function spawnLimited(nofile: number, args: string[]): Promise<CliServer> {
+  return spawnServe(args, {
+    wrap: (node) =>
+      hasPrlimit ? ['prlimit', `--nofile=${nofile}:${nofile}`, ...node] : ['bash', '-c', `ulimit -n ${nofile} && exec "$@"`, 'bash', ...node],
   });
-  return { child, port, stderr: () => stderr };
 }
 
 function openFds(pid: number): number {

@@ -1,13 +1,14 @@
 // Test clients on real loopback sockets (node:net), and waiting helpers with deadlines,
 // so a broken server fails a test instead of hanging it.
 import { connect, type Socket } from 'node:net';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { encodeFrame, FrameDecoder } from '../src/protocol/frame.ts';
 import { Logger } from '../src/log.ts';
 import { DEFAULT_LIMITS, type Limits, type MobServer } from '../src/server/policy.ts';
 import { NativeServer } from '../src/server/native/server.ts';
+import { cliPath, spawnServe, type ServeProcess } from '../scripts/lib/serve-process.ts';
 import { UvServer, type UvMode } from '../src/server/uv/server.ts';
 
 export const quietLog = new Logger('error', () => {});
@@ -90,39 +91,13 @@ export async function connectAll(server: MobServer, count: number): Promise<Test
 }
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-export const cliPath = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+export { cliPath };
 
-export interface CliServer {
-  child: ChildProcess;
-  port: number;
-  stderr: () => string;
-}
+export type CliServer = ServeProcess;
 
 /** Runs `mob serve` from the build, waiting for its "listening on" line. */
-export async function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliServer> {
-  const child = spawn(process.execPath, [cliPath, 'serve', '--port', '0', ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 10_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      stdout += d;
-      const match = /listening on .*:(\d+)/.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}: ${stderr}`));
-    });
-  });
-  return { child, port, stderr: () => stderr };
+export function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliServer> {
+  return spawnServe(args, { env });
 }
 
 export function exitOf(child: ChildProcess, timeoutMs = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {

@@ -58,7 +58,6 @@ export class NativeServer implements MobServer {
   private targets: Connection[] = [];
   /** Connections a broadcast found broken or too slow; removed once the loop is done. */
   private readonly doomed: Connection[] = [];
-  private readonly doomedReasons: CloseReason[] = [];
   /** Clients that sent FIN this batch: closed after the batch's broadcast reaches them. */
   private readonly ended: Connection[] = [];
   /** Clients whose read budget ran out before EAGAIN: read again on the next turn. */
