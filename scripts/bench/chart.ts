@@ -10,11 +10,11 @@ export interface ChartPoint {
 const COLORS: Record<string, string> = { native: '#d62728', 'uv-corked': '#1f77b4', 'uv-plain': '#7f7f7f' };
 
 export function renderChart(series: Map<string, ChartPoint[]>, caption: string): string {
-  const width = 960;
-  const height = 420;
+  const width = 1000;
+  const height = 440;
   const panelW = 400;
   const panelH = 280;
-  const top = 60;
+  const top = 76;
   const lefts = [80, 560];
   const all = [...series.values()].flat();
   const clients = [...new Set(all.map((p) => p.clients))].sort((a, b) => a - b);

@@ -1,17 +1,33 @@
-// The benchmark's load generator: one process, its own blocking epoll/kqueue loop (src/poll and
-// the addon, no libuv in the data path), so that it is not the bottleneck. Every receiver
-// checks every frame: length, sender, per-sender sequence, and the filler derived from
-// (sender, sequence). Any loss, reordering or corruption fails the run.
+// The benchmark's load generator: K processes (spec.procs), each on its own blocking
+// epoll/kqueue loop (src/poll and the addon, no libuv in the data path), so that it is not the
+// bottleneck. Process k owns the clients whose global index i has i % K === k; sender ids are
+// global, so every receiver, in whichever process, checks every frame from every sender:
+// length, sender, per-sender sequence, and the filler derived from (sender, sequence). Any
+// loss, reordering or corruption fails the run.
 //
 // Run: node --import tsx scripts/bench/loadgen.ts '<LoadSpec JSON>'; prints a LoadResult JSON line.
+// With spec.coordinated (what scripts/bench/main.ts does), the processes meet at barriers over
+// stdout (JSON lines it writes) and stdin (JSON lines the driver writes, read from the same
+// poll loop):
+//   -> {"type":"ready","ok":…}        every own client connected and reached by a probe
+//   <- {"type":"go","startAt":T}      start sending at T (shared clock), so no frame is sent
+//                                     before every receiver of every process is connected,
+//                                     and warmup/measure windows are the same in every process
+//   -> {"type":"sent","sent":[[s,n]]} sending stopped: frames sent per own sender
+//   <- {"type":"totals","sent":[n…]}  frames sent by every sender: drain until all have come
+//   -> {"type":"result","result":…}   the LoadResult (with latency histogram buckets)
+//   <- {"type":"abort"}               another process failed: stop waiting, report
+// Send times are stamped on CLOCK_MONOTONIC (common to all processes), so a frame sent by one
+// process and received by another has a correct latency.
 //
 // Payload (all frames of a run have the same size, a multiple of 8, at least 16 bytes):
 //   [sender u32][sequence u32][send time f64, ms][filler u32 words derived from sender, sequence]
 // Frames are kept 8-byte aligned in the read buffer, so they are checked through typed-array
 // views with no per-frame allocation.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeSync } from 'node:fs';
 import { native } from '../../src/native/binding.ts';
 import { Events, Interest, Poll, Ready, Trigger } from '../../src/poll/index.ts';
+import { Histogram, sharedClockOffset, type HistogramBuckets } from './histogram.ts';
 
 export interface LoadSpec {
   host: string;
@@ -32,6 +48,11 @@ export interface LoadSpec {
   /** Handshakes in flight at once while connecting. */
   connectConcurrency?: number;
   timeoutMs: number;
+  /** Generator processes (K) and this one's index: it owns clients i with i % procs === proc. */
+  procs?: number;
+  proc?: number;
+  /** Meet the other processes at the barriers over stdin/stdout (see above). */
+  coordinated?: boolean;
 }
 
 export interface LoadResult {
@@ -49,6 +70,8 @@ export interface LoadResult {
   sentPerSec: number;
   /** Send-to-receive latency, ms. */
   latencyMs: { p50: number; p99: number; p999: number; max: number };
+  /** The latency histogram's non-empty buckets (merged across processes by the driver, then dropped). */
+  histogram?: HistogramBuckets;
   delivered: number;
   /** Connects that took longer than SYN_RETRANSMIT_MS (a dropped SYN is retried after ~1 s). */
   synRetransmits: number;
@@ -58,12 +81,18 @@ export interface LoadResult {
    *  Total VmRSS also counts file-backed pages, such as the node binary's optimising compiler,
    *  faulted in once the first time hot code is optimised (~4 MB, shared, not per connection). */
   idle?: { rssBaseKiB: number; rssKiB: number; rssPerConnBytes: number; totalRssPerConnBytes: number; broadcastMs: number };
-  /** Load generator CPU over the measured interval (user + system, fraction of one core). */
+  /** Load generator CPU over the measured interval (user + system, fraction of one core);
+   *  with several processes, the busiest one's, and each one's in genCpus. */
   genCpu: number;
+  genCpus?: number[];
+  /** Generator processes. */
+  procs?: number;
 }
 
 const SYN_RETRANSMIT_MS = 900;
 const PROBE = 0xffff_ffff;
+/** The token of stdin, the driver's control channel; clients' tokens are their local indexes. */
+const CONTROL = 0xffff_fffe;
 const READ_BUFFER = 256 * 1024;
 const skipEagainRead = native.backend === 'epoll';
 const { EAGAIN, EINTR, EINPROGRESS } = native.errno;
@@ -71,45 +100,6 @@ const { EAGAIN, EINTR, EINPROGRESS } = native.errno;
 const A = 0x9e3779b1 | 0;
 const B = 0x85ebca77 | 0;
 const STEP = 0x27d4eb2f | 0;
-
-// Latency histogram: 1 µs buckets to 50 ms, then 1 ms buckets to 60 s.
-const FINE = 50_000;
-const COARSE = 60_000;
-
-class Histogram {
-  readonly fine = new Float64Array(FINE);
-  readonly coarse = new Float64Array(COARSE);
-  count = 0;
-  max = 0;
-  record(ms: number): void {
-    const us = (ms * 1000) | 0;
-    if (us < FINE) this.fine[us < 0 ? 0 : us]++;
-    else this.coarse[Math.min(COARSE - 1, (ms | 0))]++;
-    if (ms > this.max) this.max = ms;
-    this.count++;
-  }
-  recordMany(ms: number, n: number): void {
-    const us = (ms * 1000) | 0;
-    if (us < FINE) this.fine[us < 0 ? 0 : us] += n;
-    else this.coarse[Math.min(COARSE - 1, (ms | 0))] += n;
-    if (ms > this.max) this.max = ms;
-    this.count += n;
-  }
-  percentile(p: number): number {
-    if (this.count === 0) return NaN;
-    const rank = Math.ceil((p / 100) * this.count);
-    let seen = 0;
-    for (let i = 0; i < FINE; i++) {
-      seen += this.fine[i]!;
-      if (seen >= rank) return (i + 0.5) / 1000;
-    }
-    for (let i = 0; i < COARSE; i++) {
-      seen += this.coarse[i]!;
-      if (seen >= rank) return i + 0.5;
-    }
-    return this.max;
-  }
-}
 
 /** A process's resident memory in KiB: all of it (VmRSS), and the anonymous part (RssAnon). */
 function rssKiB(pid: number): { total: number; anon: number } {
@@ -122,14 +112,24 @@ function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
+type Control = { type: 'go'; startAt: number } | { type: 'totals'; sent: number[] } | { type: 'abort' };
+
 export function runLoad(spec: LoadSpec): LoadResult {
-  const { clients, senders, payload, window } = spec;
+  const { senders, payload, window } = spec;
+  const procs = Math.max(1, spec.procs ?? 1);
+  const proc = spec.proc ?? 0;
+  // Own clients: local index l is global client proc + l * procs (the first `senders` send).
+  const clients = Math.max(0, Math.ceil((spec.clients - proc) / procs));
+  const gid = new Uint32Array(clients);
+  for (let l = 0; l < clients; l++) gid[l] = proc + l * procs;
+  const offset = sharedClockOffset();
+  const clock = () => performance.now() + offset;
   if (payload % 8 !== 0 || payload < 16) throw new RangeError('payload must be a multiple of 8, at least 16');
   const frameBytes = 8 + payload;
   const fillerWords = (payload - 16) >>> 2;
   const errors: string[] = [];
   const fail = (message: string) => {
-    if (errors.length < 20) errors.push(message);
+    if (errors.length < 20) errors.push(procs > 1 ? `[gen ${proc}] ${message}` : message);
   };
 
   const limit = native.getFdLimit();
@@ -147,12 +147,14 @@ export function runLoad(spec: LoadSpec): LoadResult {
   const stashLength = new Int32Array(clients);
   const probed = new Uint8Array(clients);
   const next = new Uint32Array(clients * Math.max(1, senders));
-  // Per sender.
-  const sent = new Uint32Array(senders);
-  const inflight = new Int32Array(senders);
+  const pendingOut: (Buffer | null)[] = new Array(clients).fill(null);
+  // Per own sender: local indexes 0..localSenders-1 (global ids gid[l] < senders).
+  let localSenders = 0;
+  while (localSenders < clients && gid[localSenders]! < senders) localSenders++;
+  const sent = new Uint32Array(localSenders);
+  const inflight = new Int32Array(localSenders);
   const sendBuf: Buffer[] = [];
-  const pendingOut: (Buffer | null)[] = new Array(senders).fill(null);
-  for (let s = 0; s < senders; s++) sendBuf.push(Buffer.alloc(frameBytes * Math.max(window, 1)));
+  for (let s = 0; s < localSenders; s++) sendBuf.push(Buffer.alloc(frameBytes * Math.max(window, 1)));
   const probeFrame = Buffer.alloc(frameBytes);
   // A sender tops its window up once half of it has come back: one write for several frames.
   const refillAt = window - Math.max(1, window >> 1);
@@ -169,7 +171,6 @@ export function runLoad(spec: LoadSpec): LoadResult {
   let delivered = 0; // frames received during the measured interval
   let received = 0; // data frames received in all
   let sentTotal = 0;
-  let sendingOn = false;
   let probesSeen = 0;
   let synRetransmits = 0;
   let connectedCount = 0;
@@ -201,7 +202,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
         pendingOut[s] = Buffer.from(buf.subarray(off, length));
         return;
       }
-      fail(`sender ${s}: write failed: ${native.errnoName(-n)}`);
+      fail(`client ${gid[s]}: write failed: ${native.errnoName(-n)}`);
       return;
     }
   }
@@ -219,7 +220,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
     if (room <= 0) return;
     const buf = sendBuf[s]!;
     let seq = sent[s]!;
-    for (let k = 0; k < room; k++) writeFrame(buf, k * frameBytes, s, seq++, now);
+    for (let k = 0, id = gid[s]!; k < room; k++) writeFrame(buf, k * frameBytes, id, seq++, now);
     sent[s] = seq;
     inflight[s]! += room;
     sentTotal += room;
@@ -233,7 +234,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
     while (end - p >= frameBytes) {
       const q = p >>> 2;
       if (w32[q] !== 0 || w32[q + 1] !== lengthWord) {
-        fail(`client ${r}: bad length prefix ${rbuf.readUInt32BE(p)}:${rbuf.readUInt32BE(p + 4)} (expected ${payload})`);
+        fail(`client ${gid[r]}: bad length prefix ${rbuf.readUInt32BE(p)}:${rbuf.readUInt32BE(p + 4)} (expected ${payload})`);
         return end;
       }
       const sender = w32[q + 2]!;
@@ -247,17 +248,17 @@ export function runLoad(spec: LoadSpec): LoadResult {
         continue;
       }
       if (sender >= senders) {
-        fail(`client ${r}: frame from unknown sender ${sender}`);
+        fail(`client ${gid[r]}: frame from unknown sender ${sender}`);
         continue;
       }
       const slot = r * senders + sender;
-      if (sequence !== next[slot]) fail(`client ${r}: sender ${sender}: frame ${sequence} arrived where ${next[slot]} was due`);
+      if (sequence !== next[slot]) fail(`client ${gid[r]}: sender ${sender}: frame ${sequence} arrived where ${next[slot]} was due`);
       next[slot] = sequence + 1;
       let word = (Math.imul(sender, A) ^ Math.imul(sequence, B)) | 0;
       const fillerStart = q + 6;
       for (let j = 0; j < fillerWords; j++) {
         if ((w32[fillerStart + j]! | 0) !== word) {
-          fail(`client ${r}: sender ${sender}: frame ${sequence} corrupt at byte ${16 + j * 4}`);
+          fail(`client ${gid[r]}: sender ${sender}: frame ${sequence} corrupt at byte ${16 + j * 4}`);
           break;
         }
         word = (word + STEP) | 0;
@@ -267,7 +268,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
         const latency = now - f64[(q + 4) >>> 1]!;
         hist.record(latency);
       }
-      if (sender === r) inflight[sender]!--;
+      if (sender === gid[r]) inflight[r]!--;
     }
     received += frames;
     if (measuring) delivered += frames;
@@ -282,7 +283,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
       const n = native.read(fd, rbuf, tail, READ_BUFFER - tail);
       if (n > 0) {
         const end = tail + n;
-        const now = performance.now();
+        const now = clock();
         const at = consume(r, end, now);
         tail = end - at;
         if (tail > 0) {
@@ -298,7 +299,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
       }
       if (n === -EAGAIN) return;
       if (n === -EINTR) continue;
-      fail(n === 0 ? `client ${r}: closed by the server` : `client ${r}: read failed: ${native.errnoName(-n)}`);
+      fail(n === 0 ? `client ${gid[r]}: closed by the server` : `client ${gid[r]}: read failed: ${native.errnoName(-n)}`);
       closeClient(r);
       return;
     }
@@ -311,8 +312,49 @@ export function runLoad(spec: LoadSpec): LoadResult {
     fds[r] = -1;
   }
 
+  // --- the driver's control channel: JSON lines on stdin, read from this same poll -------
+  const controls: Control[] = [];
+  let controlText = '';
+  const controlBuf = Buffer.alloc(4096);
+  let controlOpen = false;
+  if (spec.coordinated) {
+    // Level-triggered, one read per event: stdin may be a blocking descriptor.
+    registry.register(0, CONTROL, Interest.READABLE, Trigger.LEVEL);
+    controlOpen = true;
+  }
+
+  function readControl(): void {
+    const n = native.read(0, controlBuf, 0, controlBuf.length);
+    if (n === -EAGAIN || n === -EINTR) return;
+    if (n <= 0) {
+      // The driver is gone: nothing will tell us to go on.
+      registry.deregister(0);
+      controlOpen = false;
+      controls.push({ type: 'abort' });
+      return;
+    }
+    controlText += controlBuf.toString('utf8', 0, n);
+    let nl: number;
+    while ((nl = controlText.indexOf('\n')) >= 0) {
+      const line = controlText.slice(0, nl).trim();
+      controlText = controlText.slice(nl + 1);
+      if (line) controls.push(JSON.parse(line) as Control);
+    }
+  }
+
+  /** Keeps reading every client (frames from other processes go on arriving) until the driver
+   *  sends `type` or abort; null at the deadline. */
+  function awaitControl(type: Control['type']): Control | null {
+    for (;;) {
+      const at = controls.findIndex((c) => c.type === type || c.type === 'abort');
+      if (at >= 0) return controls.splice(at, 1)[0]!;
+      if (clock() >= deadline) return null;
+      turn(5);
+    }
+  }
+
   // --- connect -------------------------------------------------------------------------
-  const began = performance.now();
+  const began = clock();
   const deadline = began + spec.timeoutMs;
   const concurrency = spec.connectConcurrency ?? 256;
   const rssBase = spec.idle && spec.serverPid ? rssKiB(spec.serverPid) : { total: NaN, anon: NaN };
@@ -323,7 +365,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
     while (started < clients && handshaking < concurrency) {
       const fd = native.connect(spec.host, spec.port);
       fds[started] = fd;
-      connectStart[started] = performance.now();
+      connectStart[started] = clock();
       native.setNoDelay(fd, true);
       registry.register(fd, started, Interest.BOTH, Trigger.EDGE);
       started++;
@@ -333,16 +375,20 @@ export function runLoad(spec: LoadSpec): LoadResult {
   void EINPROGRESS;
 
   function handle(count: number): void {
-    const now = performance.now();
+    const now = clock();
     for (let i = 0; i < count; i++) {
       const r = events.tokenLow(i);
       const flags = events.flags(i);
+      if (r === CONTROL) {
+        if (controlOpen) readControl();
+        continue;
+      }
       if (fds[r]! < 0) continue;
       if (connected[r] === 0) {
         if ((flags & (Ready.WRITABLE | Ready.ERROR | Ready.WRITE_CLOSED)) === 0) continue;
         const err = native.socketError(fds[r]!);
         if (err !== 0) {
-          fail(`client ${r}: connect failed: ${native.errnoName(err)}`);
+          fail(`client ${gid[r]}: connect failed: ${native.errnoName(err)}`);
           closeClient(r);
           handshaking--;
           continue;
@@ -353,7 +399,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
         if (now - connectStart[r]! > SYN_RETRANSMIT_MS) synRetransmits++;
       }
       if ((flags & (Ready.READABLE | Ready.READ_CLOSED | Ready.ERROR)) !== 0) readAll(r);
-      if ((flags & Ready.WRITABLE) !== 0 && r < senders && pendingOut[r] !== null) flushPending(r);
+      if ((flags & Ready.WRITABLE) !== 0 && pendingOut[r] !== null) flushPending(r);
     }
   }
 
@@ -362,26 +408,28 @@ export function runLoad(spec: LoadSpec): LoadResult {
     if (count > 0) handle(count);
   };
 
-  while (connectedCount + errors.length < clients && performance.now() < deadline) {
+  while (connectedCount + errors.length < clients && clock() < deadline) {
     startConnects();
     turn(10);
   }
-  const connectMs = performance.now() - began;
+  const connectMs = clock() - began;
   if (connectedCount < clients) fail(`only ${connectedCount} of ${clients} clients connected`);
 
-  // --- wait until the server holds every connection: a probe from client 0 reaches all ---
+  // --- wait until the server holds every own connection: a probe from our first client ---
+  // (Probes from other processes reach our clients too; any probe proves the server holds the
+  // connection that received it.)
   let idleResult: LoadResult['idle'];
   if (errors.length === 0 && spec.idle && spec.serverPid) {
     // Every connection accepted = the server process holds `clients` more descriptors.
-    while (fdCount(spec.serverPid) < fdBase + clients && performance.now() < deadline) turn(20);
-    const settle = performance.now() + 200;
-    while (performance.now() < settle) turn(20);
+    while (fdCount(spec.serverPid) < fdBase + clients && clock() < deadline) turn(20);
+    const settle = clock() + 200;
+    while (clock() < settle) turn(20);
     const rss = rssKiB(spec.serverPid);
-    const t0 = performance.now();
+    const t0 = clock();
     writeFrame(probeFrame, 0, 0, PROBE, t0);
     writeAll(0, probeFrame, frameBytes);
-    while (probesSeen < clients && errors.length === 0 && performance.now() < deadline) turn(10);
-    const broadcastMs = performance.now() - t0;
+    while (probesSeen < clients && errors.length === 0 && clock() < deadline) turn(10);
+    const broadcastMs = clock() - t0;
     if (probesSeen < clients) fail(`the broadcast reached ${probesSeen} of ${clients} clients`);
     idleResult = {
       rssBaseKiB: rssBase.anon,
@@ -390,12 +438,12 @@ export function runLoad(spec: LoadSpec): LoadResult {
       totalRssPerConnBytes: ((rss.total - rssBase.total) * 1024) / clients,
       broadcastMs,
     };
-  } else if (errors.length === 0) {
+  } else if (errors.length === 0 && clients > 0) {
     let lastProbe = -Infinity;
-    while (probesSeen < clients && errors.length === 0 && performance.now() < deadline) {
-      const now = performance.now();
+    while (probesSeen < clients && errors.length === 0 && clock() < deadline) {
+      const now = clock();
       if (now - lastProbe > 50) {
-        writeFrame(probeFrame, 0, 0, PROBE, now);
+        writeFrame(probeFrame, 0, gid[0]!, PROBE, now);
         writeAll(0, probeFrame, frameBytes);
         lastProbe = now;
       }
@@ -404,75 +452,119 @@ export function runLoad(spec: LoadSpec): LoadResult {
     if (probesSeen < clients) fail(`the probe reached ${probesSeen} of ${clients} clients`);
   }
 
+  // --- start barrier: every process ready, then all go at the same (shared clock) time ---
+  let startAt = clock();
+  if (spec.coordinated) {
+    emit({ type: 'ready', ok: errors.length === 0, clients, senders: localSenders });
+    const go = awaitControl('go');
+    if (go?.type === 'go') startAt = go.startAt;
+    else fail(go?.type === 'abort' ? 'aborted: another generator process failed before the start' : 'no start signal from the driver');
+  }
+
   // --- load ----------------------------------------------------------------------------
   let measuredMs = 0;
   let cpu = 0;
   let sentInMeasure = 0;
   if (errors.length === 0 && !spec.idle && senders > 0) {
-    sendingOn = true;
-    const t0 = performance.now();
-    const measureFrom = t0 + spec.warmupMs;
+    const measureFrom = startAt + spec.warmupMs;
     const measureTo = measureFrom + spec.measureMs;
+    while (clock() < startAt - 1) turn(1);
+    while (clock() < startAt) {
+      // spin the last millisecond
+    }
     let cpuStart: NodeJS.CpuUsage | null = null;
     let sentAtStart = 0;
-    let now = t0;
-    for (let s = 0; s < senders; s++) pump(s, now);
+    let now = clock();
+    for (let s = 0; s < localSenders; s++) pump(s, now);
     while (errors.length === 0 && now < measureTo && now < deadline) {
       turn(5);
-      now = performance.now();
+      now = clock();
       if (!measuring && now >= measureFrom && now < measureTo) {
         measuring = true;
         cpuStart = process.cpuUsage();
         sentAtStart = sentTotal;
         measuredMs = -now;
       }
-      for (let s = 0; s < senders; s++) if (inflight[s]! <= refillAt) pump(s, now);
+      for (let s = 0; s < localSenders; s++) if (inflight[s]! <= refillAt) pump(s, now);
     }
-    measuredMs += now;
+    if (measuring) measuredMs += now;
     measuring = false;
     sentInMeasure = sentTotal - sentAtStart;
     if (cpuStart !== null) {
       const used = process.cpuUsage(cpuStart);
       cpu = (used.user + used.system) / 1000 / measuredMs;
-      if (process.env.MOB_BENCH_DEBUG) process.stderr.write(`gen user ${(used.user / 1000 / measuredMs).toFixed(2)} sys ${(used.system / 1000 / measuredMs).toFixed(2)}\n`);
+      if (process.env.MOB_BENCH_DEBUG) process.stderr.write(`gen ${proc} user ${(used.user / 1000 / measuredMs).toFixed(2)} sys ${(used.system / 1000 / measuredMs).toFixed(2)}\n`);
     }
-    sendingOn = false;
-    // Drain: every receiver must get every frame every sender sent.
-    const expected = sentTotal * clients;
-    while (received < expected && errors.length === 0 && performance.now() < deadline) turn(10);
+  }
+
+  // --- drain: every own receiver must get every frame every sender (of any process) sent ---
+  let totals: ArrayLike<number> = new Uint32Array(senders);
+  if (spec.coordinated) {
+    emit({ type: 'sent', sent: Array.from(sent, (n, s) => [gid[s]!, n]) });
+    const got = awaitControl('totals');
+    if (got?.type === 'totals' && got.sent.length === senders) totals = got.sent;
+    else fail(got?.type === 'abort' ? 'aborted: another generator process did not report what it sent' : 'no sent totals from the driver');
+  } else {
+    const own = new Uint32Array(senders);
+    for (let s = 0; s < localSenders; s++) own[gid[s]!] = sent[s]!;
+    totals = own;
+  }
+  if (errors.length === 0 && !spec.idle && senders > 0) {
+    let perReceiver = 0;
+    for (let s = 0; s < senders; s++) perReceiver += totals[s]!;
+    const expected = perReceiver * clients;
+    while (received < expected && errors.length === 0 && clock() < deadline) turn(10);
     if (received < expected) fail(`lost frames: received ${received} of ${expected} (timed out)`);
     for (let r = 0; r < clients && errors.length === 0; r++) {
       for (let s = 0; s < senders; s++) {
-        if (next[r * senders + s] !== sent[s]) fail(`client ${r}: got ${next[r * senders + s]} of ${sent[s]} frames from sender ${s}`);
+        if (next[r * senders + s] !== totals[s]) fail(`client ${gid[r]}: got ${next[r * senders + s]} of ${totals[s]} frames from sender ${s}`);
       }
     }
   }
-  void sendingOn;
 
   for (let r = 0; r < clients; r++) closeClient(r);
+  if (controlOpen) registry.deregister(0);
   poll.close();
   const seconds = measuredMs / 1000;
   return {
     ok: errors.length === 0,
     errors,
     clients,
-    senders,
+    senders: localSenders,
     payload,
     window,
     framesPerSec: seconds > 0 ? delivered / seconds : 0,
     mbPerSec: seconds > 0 ? (delivered * frameBytes) / seconds / 1e6 : 0,
     sentPerSec: seconds > 0 ? sentInMeasure / seconds : 0,
     latencyMs: { p50: hist.percentile(50), p99: hist.percentile(99), p999: hist.percentile(99.9), max: hist.max },
+    histogram: hist.toBuckets(),
     delivered,
     synRetransmits,
     connectMs,
     ...(idleResult ? { idle: idleResult } : {}),
     genCpu: cpu,
+    genCpus: [cpu],
+    procs: 1,
   };
+}
+
+/** One JSON line on stdout, written synchronously (the loop never yields to libuv). stdout may
+ *  be non-blocking and the result line is large (histogram buckets): wait out EAGAIN. */
+function emit(message: object): void {
+  const line = Buffer.from(JSON.stringify(message) + '\n');
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (let off = 0; off < line.length; ) {
+    try {
+      off += writeSync(1, line, off);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      Atomics.wait(nap, 0, 0, 1);
+    }
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec;
   const result = runLoad(spec);
-  process.stdout.write(JSON.stringify(result) + '\n');
+  emit(spec.coordinated ? { type: 'result', result } : result);
 }

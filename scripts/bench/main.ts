@@ -2,25 +2,28 @@
 //
 // Every scenario runs each engine/mode in turn (native, uv-corked, uv-plain, then again) within
 // one run, each against a fresh `mob serve` child process, driven by the load generator
-// (scripts/bench/loadgen.ts) in a process of its own on the native loop. Results: a table on
+// (scripts/bench/loadgen.ts) on the native loop, in --gen-procs processes of its own (default:
+// one per core but one; they split the clients, start together and their results are merged;
+// the round-trip and idle scenarios use one). Results: a table on
 // stdout, JSON + a Markdown table + an SVG chart in bench-results/ (--out), ratios against the
 // libuv modes of the same run, and the issue's targets checked.
 //
 //   npm run bench                 quick (< 2 minutes)
 //   npm run bench -- --full       the full matrix (scale to 5,000 clients, 10,000 idle, 3 rounds)
-//   options: --out DIR, --rounds N, --measure MS, --only SUBSTRING, --readme (also write
+//   options: --out DIR, --rounds N, --measure MS, --only SUBSTRING, --gen-procs N, --readme (also write
 //            docs/bench/latest.svg and docs/bench/latest.md for the README)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, release, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { renderChart, formatRate, type ChartPoint } from './chart.ts';
+import { Histogram, sharedNow } from './histogram.ts';
+import { spawnServe, stopServe, type ServeProcess } from '../lib/serve-process.ts';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const cli = join(root, 'dist/cli/main.js');
 const loadgen = join(root, 'scripts/bench/loadgen.ts');
 
 const ENGINES = [
@@ -59,12 +62,18 @@ const { values: opts } = parseArgs({
     measure: { type: 'string' },
     only: { type: 'string' },
     readme: { type: 'boolean', default: false },
+    'gen-procs': { type: 'string' },
   },
 });
 const full = opts.full!;
 const rounds = Number(opts.rounds ?? (full ? 3 : 2));
 const measureMs = Number(opts.measure ?? (full ? 3000 : 1000));
 const warmupMs = full ? 500 : 250;
+// Generator processes: by default one per core but one, left to the (single-threaded) server.
+// On 2 cores that is 1: measured, a second generator process competing with the server for
+// the two cores lowers native's throughput (~12M -> ~9.5M frames/s at 10x10) and raises its
+// p99 (~0.25 -> ~3.5 ms, timeslicing), while the generators' summed CPU stays ~1 core.
+const genProcs = Math.max(1, Number(opts['gen-procs'] ?? Math.max(1, availableParallelism() - 1)) | 0);
 
 function fan(clients: number, senders: number, payload: number, group: Scenario['group'] = 'fan-out'): Scenario {
   return { id: `${group === 'scale' ? 'scale' : 'fanout'}-${clients}x${senders}-${payload}B`, group, label: `${clients} clients × ${senders} sender${senders > 1 ? 's' : ''}, ${payload} B`, clients, senders, payload, window: 16 };
@@ -81,44 +90,8 @@ const scenarios: Scenario[] = [
 
 // --- processes -----------------------------------------------------------------------
 
-interface ServerProc {
-  child: ChildProcess;
-  port: number;
-}
-
-function startServer(engine: (typeof ENGINES)[number]): Promise<ServerProc> {
-  const child = spawn(process.execPath, [cli, 'serve', '--port', '0', ...engine.args], {
-    env: { ...process.env, MOB_LOG: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${engine.name} server did not start: ${stderr}`)), 15_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      stdout += d;
-      const match = /listening on .*:(\d+)/.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(match[1]) });
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${engine.name} server exited with ${code}: ${stderr}`));
-    });
-  });
-}
-
-async function stopServer(server: ServerProc): Promise<void> {
-  const { child } = server;
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
+function startServer(engine: (typeof ENGINES)[number]): Promise<ServeProcess> {
+  return spawnServe([...engine.args], { env: { MOB_LOG: 'warn' }, timeoutMs: 15_000 });
 }
 
 function cpuTicks(pid: number): number {
@@ -131,26 +104,120 @@ function cpuTicks(pid: number): number {
   }
 }
 
-function runLoadgen(spec: LoadSpec): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', loadgen, JSON.stringify(spec)], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), spec.timeoutMs + 15_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as LoadResult);
-      } catch {
-        reject(new Error(`load generator exited with ${code}: ${stderr.slice(-2000)}`));
+/** One load generator process, spoken to in JSON lines (see loadgen.ts). */
+class GenProc {
+  readonly child: ChildProcess;
+  private readonly messages: { type: string; [key: string]: unknown }[] = [];
+  private waiter: (() => void) | null = null;
+  private stdout = '';
+  stderr = '';
+  exited = false;
+
+  constructor(spec: LoadSpec) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', loadgen, JSON.stringify(spec)], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stdin!.on('error', () => {}); // it may be gone already; its exit says why
+    this.child.stderr!.on('data', (d: Buffer) => (this.stderr = (this.stderr + d).slice(-4000)));
+    this.child.stdout!.on('data', (d: Buffer) => {
+      this.stdout += d;
+      let nl: number;
+      while ((nl = this.stdout.indexOf('\n')) >= 0) {
+        const line = this.stdout.slice(0, nl).trim();
+        this.stdout = this.stdout.slice(nl + 1);
+        if (!line) continue;
+        try {
+          this.messages.push(JSON.parse(line));
+        } catch {
+          this.stderr += `\nunparsable line: ${line.slice(0, 200)}`;
+        }
       }
+      this.wake();
     });
-  });
+    this.child.once('exit', () => {
+      this.exited = true;
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  /** The next message of `type`, or null once the process has exited without sending it. */
+  async next<T>(type: string): Promise<T | null> {
+    for (;;) {
+      const at = this.messages.findIndex((m) => m.type === type);
+      if (at >= 0) return this.messages.splice(at, 1)[0] as T;
+      if (this.exited) return null;
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+    }
+  }
+
+  send(message: object): void {
+    if (!this.exited && this.child.stdin!.writable) this.child.stdin!.write(JSON.stringify(message) + '\n');
+  }
+
+  kill(): void {
+    if (!this.exited) this.child.kill('SIGKILL');
+  }
+}
+
+/** Runs the generator as `procs` processes over a split of the clients, and merges their results. */
+async function runLoadgen(spec: LoadSpec, procs: number): Promise<LoadResult> {
+  const k = Math.max(1, Math.min(procs, spec.clients));
+  const gens = Array.from({ length: k }, (_, proc) => new GenProc({ ...spec, procs: k, proc, coordinated: true }));
+  const timer = setTimeout(() => gens.forEach((g) => g.kill()), spec.timeoutMs + 15_000);
+  try {
+    // Barrier 1: every process connected and probed its clients; then all start together.
+    const ready = await Promise.all(gens.map((g) => g.next<{ ok: boolean }>('ready')));
+    if (ready.every((r) => r?.ok)) {
+      const startAt = sharedNow() + 20;
+      gens.forEach((g) => g.send({ type: 'go', startAt }));
+    } else gens.forEach((g) => g.send({ type: 'abort' }));
+    // Barrier 2: sending stopped everywhere; every receiver is told what every sender sent.
+    const sent = await Promise.all(gens.map((g) => g.next<{ sent: [number, number][] }>('sent')));
+    if (sent.every((m) => m !== null)) {
+      const totals = new Array<number>(spec.senders).fill(0);
+      for (const m of sent) for (const [s, n] of m!.sent) totals[s] = n;
+      gens.forEach((g) => g.send({ type: 'totals', sent: totals }));
+    } else gens.forEach((g) => g.send({ type: 'abort' }));
+    const results = await Promise.all(gens.map((g) => g.next<{ result: LoadResult }>('result')));
+    const missing = results.flatMap((r, i) => (r ? [] : [`load generator ${i} exited with ${gens[i]!.child.exitCode ?? gens[i]!.child.signalCode}: ${gens[i]!.stderr.slice(-2000)}`]));
+    if (missing.length > 0 && results.every((r) => r === null)) throw new Error(missing.join('\n'));
+    return merge(spec, results.flatMap((r) => (r ? [r.result] : [])), missing);
+  } finally {
+    clearTimeout(timer);
+    gens.forEach((g) => g.kill());
+  }
+}
+
+/** Rates and counts summed, latency from the merged histograms, CPU per process. */
+function merge(spec: LoadSpec, parts: LoadResult[], errors: string[]): LoadResult {
+  const hist = new Histogram();
+  for (const p of parts) if (p.histogram) hist.add(p.histogram);
+  const sum = (f: (p: LoadResult) => number) => parts.reduce((a, p) => a + f(p), 0);
+  const genCpus = parts.map((p) => p.genCpu);
+  const idle = parts.find((p) => p.idle)?.idle;
+  return {
+    ok: errors.length === 0 && parts.every((p) => p.ok),
+    errors: [...errors, ...parts.flatMap((p) => p.errors)],
+    clients: spec.clients,
+    senders: spec.senders,
+    payload: spec.payload,
+    window: spec.window,
+    framesPerSec: sum((p) => p.framesPerSec),
+    mbPerSec: sum((p) => p.mbPerSec),
+    sentPerSec: sum((p) => p.sentPerSec),
+    latencyMs: { p50: hist.percentile(50), p99: hist.percentile(99), p999: hist.percentile(99.9), max: hist.count > 0 ? hist.max : NaN },
+    delivered: sum((p) => p.delivered),
+    synRetransmits: sum((p) => p.synRetransmits),
+    connectMs: Math.max(0, ...parts.map((p) => p.connectMs)),
+    ...(idle ? { idle } : {}),
+    genCpu: Math.max(0, ...genCpus),
+    genCpus,
+    procs: parts.length,
+  };
 }
 
 async function runOne(scenario: Scenario, engine: (typeof ENGINES)[number], round: number): Promise<Run> {
@@ -172,11 +239,11 @@ async function runOne(scenario: Scenario, engine: (typeof ENGINES)[number], roun
       serverPid: pid,
       connectConcurrency: 512,
       timeoutMs: 60_000,
-    });
+    }, scenario.idle || scenario.clients === 1 ? 1 : genProcs);
     const serverCpu = (cpuTicks(pid) - ticks0) / 100 / ((performance.now() - t0) / 1000);
     return { scenario: scenario.id, engine: engine.name, round, result, serverCpu };
   } finally {
-    await stopServer(server);
+    await stopServe(server.child);
   }
 }
 
@@ -208,7 +275,9 @@ interface Summary {
   p99: number;
   p999: number;
   serverCpu: number;
+  /** The busiest generator process's CPU, and each one's (fractions of a core). */
   genCpu: number;
+  genCpus: number[];
   synRetransmits: number;
   idle?: LoadResult['idle'];
 }
@@ -237,6 +306,7 @@ function summarize(runs: Run[]): Summary[] {
         p999: pick.result.latencyMs.p999,
         serverCpu: pick.serverCpu,
         genCpu: pick.result.genCpu,
+        genCpus: pick.result.genCpus ?? [pick.result.genCpu],
         synRetransmits: Math.max(...mine.map((r) => r.result.synRetransmits)),
         ...(scenario.idle ? { idle: median(mine, (r) => r.result.idle?.rssPerConnBytes ?? Infinity).result.idle } : {}),
       });
@@ -252,17 +322,19 @@ const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a / b) ? `${(a
 
 function table(summaries: Summary[]): { text: string; markdown: string } {
   const rows: string[][] = [];
-  const header = ['scenario', 'engine', 'frames/s', 'MB/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'native ×', 'server CPU', 'ok'];
-  const idleHeader = ['scenario', 'engine', 'anon RSS/conn', 'total RSS/conn', 'broadcast ms', 'SYN waits', '', 'native ×', 'server CPU', 'ok'];
+  const header = ['scenario', 'engine', 'frames/s', 'MB/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'native ×', 'server CPU', 'gen CPU', 'ok'];
+  const idleHeader = ['scenario', 'engine', 'anon RSS/conn', 'total RSS/conn', 'broadcast ms', 'SYN waits', '', 'native ×', 'server CPU', '', 'ok'];
+  // Each generator process's CPU over the measured interval: near 100% means it was saturated.
+  const gen = (s: Summary) => (s.genCpus.length > 0 && s.genCpus.some((c) => c > 0) ? `${s.genCpus.map((c) => (c * 100).toFixed(0)).join('/')}%` : '-');
   const find = (id: string, engine: EngineName) => summaries.find((s) => s.scenario.id === id && s.engine === engine);
   for (const s of summaries) {
     const nat = find(s.scenario.id, 'native');
     if (s.scenario.idle) {
       rows.push([s.scenario.label, s.engine, s.idle ? `${(s.idle.rssPerConnBytes / 1024).toFixed(2)} KiB` : '-', s.idle ? `${(s.idle.totalRssPerConnBytes / 1024).toFixed(2)} KiB` : '-', s.idle ? ms(s.idle.broadcastMs) : '-', String(s.synRetransmits), '',
-        s.engine === 'native' || !nat?.idle || !s.idle ? '' : `${ratio(s.idle.rssPerConnBytes, nat.idle.rssPerConnBytes)} less RAM`, `${(s.serverCpu * 100).toFixed(0)}%`, s.ok ? 'yes' : 'NO']);
+        s.engine === 'native' || !nat?.idle || !s.idle ? '' : `${ratio(s.idle.rssPerConnBytes, nat.idle.rssPerConnBytes)} less RAM`, `${(s.serverCpu * 100).toFixed(0)}%`, '', s.ok ? 'yes' : 'NO']);
     } else {
       rows.push([s.scenario.label, s.engine, formatRate(s.framesPerSec), s.mbPerSec.toFixed(0), ms(s.p50), ms(s.p99), ms(s.p999),
-        s.engine === 'native' || !nat ? '' : ratio(nat.framesPerSec, s.framesPerSec), `${(s.serverCpu * 100).toFixed(0)}%`, s.ok ? 'yes' : 'NO']);
+        s.engine === 'native' || !nat ? '' : ratio(nat.framesPerSec, s.framesPerSec), `${(s.serverCpu * 100).toFixed(0)}%`, gen(s), s.ok ? 'yes' : 'NO']);
     }
   }
   const widths = header.map((h, i) => Math.max(h.length, idleHeader[i]!.length, ...rows.map((r) => r[i]!.length)));
@@ -322,6 +394,7 @@ function targets(summaries: Summary[]): Target[] {
 }
 
 async function main(): Promise<void> {
+  const loadBefore = loadavg();
   const runs: Run[] = [];
   for (const scenario of scenarios) {
     for (let round = 0; round < rounds; round++) {
@@ -353,7 +426,9 @@ async function main(): Promise<void> {
   const { text, markdown } = table(summaries);
   const caption = `${machine.cores} × ${machine.cpu}, ${machine.os}, Node ${machine.node}; ${date.slice(0, 16).replace('T', ' ')} UTC; ${command}`;
 
-  process.stdout.write(`\n${caption}\n${full ? 'full' : 'quick'} run, ${rounds} round(s) per engine, ${measureMs} ms measured per run (median shown)\n\n${text}\n\nTargets:\n`);
+  const loadAfter = loadavg();
+  const la = (l: number[]) => l.map((v) => v.toFixed(2)).join(' ');
+  process.stdout.write(`\n${caption}\n${full ? 'full' : 'quick'} run, ${rounds} round(s) per engine, ${measureMs} ms measured per run (median shown); load generator: ${genProcs} process(es) (1 for round trip and idle); load average before ${la(loadBefore)}, after ${la(loadAfter)}\n\n${text}\n\nTargets:\n`);
   for (const t of checked) process.stdout.write(`  ${t.info ? 'INFO' : t.pass ? 'PASS' : 'FAIL'}  ${t.name}: ${t.detail}\n`);
 
   const outDir = join(root, opts.out!);
@@ -366,7 +441,7 @@ async function main(): Promise<void> {
     scale.set(s.engine, points);
   }
   const svg = scale.size > 0 ? renderChart(scale, `4 senders, 64 B, window 16 — ${caption}`) : null;
-  const json = { machine, date, command, full, rounds, measureMs, warmupMs, summaries: summaries.map(({ scenario, ...rest }) => ({ scenario: scenario.id, label: scenario.label, clients: scenario.clients, senders: scenario.senders, payload: scenario.payload, window: scenario.window, ...rest })), targets: checked, runs };
+  const json = { machine, date, command, full, rounds, measureMs, warmupMs, genProcs, loadAverage: { before: loadBefore, after: loadAfter }, summaries: summaries.map(({ scenario, ...rest }) => ({ scenario: scenario.id, label: scenario.label, clients: scenario.clients, senders: scenario.senders, payload: scenario.payload, window: scenario.window, ...rest })), targets: checked, runs };
   const stamp = date.replace(/[:.]/g, '-');
   writeFileSync(join(outDir, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
   writeFileSync(join(outDir, 'latest.json'), JSON.stringify(json, null, 2));
