@@ -5,7 +5,7 @@
 // closed fd, listen on a busy port): those throw a SystemError-like Error with
 // `code` ('EADDRINUSE'), `errno` (positive number) and `syscall` ('bind').
 import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -190,14 +190,19 @@ const ELF_MACHINES: Record<number, string> = { 3: 'ia32', 0x3e: 'x64', 0x28: 'ar
  *  directory"), so look at the file's header and name what is wrong in terms a user can act on. */
 function whyNotLoadable(path: string, cause: unknown): string {
   const fallback = String((cause as Error).message ?? cause).split('\n')[0]!;
-  let head: Buffer;
+  let head = Buffer.alloc(20);
   try {
-    head = readFileSync(path).subarray(0, 20);
+    const fd = openSync(path, 'r');
+    try {
+      head = head.subarray(0, readSync(fd, head, 0, head.length, 0));
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return fallback;
   }
   const rebuild = '; rebuild it with `npm run build:native`';
-  const magic = head.readUInt32BE(0);
+  const magic = head.length >= 4 ? head.readUInt32BE(0) : 0;
   if (magic === 0xcffaedfe || magic === 0xcefaedfe || magic === 0xcafebabe) {
     if (process.platform !== 'darwin') return `it is a macOS build, not one for ${process.platform}-${process.arch}${rebuild}`;
   } else if (head.length >= 20 && head.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) {
