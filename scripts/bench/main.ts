@@ -15,7 +15,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { renderChart, formatRate, type ChartPoint } from './chart.ts';
@@ -431,7 +431,7 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${caption}\n${full ? 'full' : 'quick'} run, ${rounds} round(s) per engine, ${measureMs} ms measured per run (median shown); load generator: ${genProcs} process(es) (1 for round trip and idle); load average before ${la(loadBefore)}, after ${la(loadAfter)}\n\n${text}\n\nTargets:\n`);
   for (const t of checked) process.stdout.write(`  ${t.info ? 'INFO' : t.pass ? 'PASS' : 'FAIL'}  ${t.name}: ${t.detail}\n`);
 
-  const outDir = join(root, opts.out!);
+  const outDir = resolve(root, opts.out!);
   mkdirSync(outDir, { recursive: true });
   const scale = new Map<string, ChartPoint[]>();
   for (const s of summaries) {
