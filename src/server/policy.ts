@@ -1,5 +1,6 @@
 // Limits and disconnect reasons shared by every engine, so each enforces the same policy
 // and logs it in the same words.
+import type { Logger } from '../log.js';
 
 export interface Limits {
   /** Largest length prefix accepted; a larger one closes that client (the original aborted). */
@@ -43,6 +44,18 @@ export function describeClose(reason: CloseReason): string {
 /** Limit breaches are logged at warn: they are a client's fault, worth an operator's eye. */
 export function isLimitBreach(reason: CloseReason): boolean {
   return reason.kind === 'frame-too-large' || reason.kind === 'slow-reader';
+}
+
+/** Counts a client's removal and logs it in the words every engine uses: a limit breach at
+ *  warn, anything else at debug. `live` is the number of clients left. */
+export function recordClose(stats: ServerStats, log: Logger, id: number, peer: string, reason: CloseReason, live: number): void {
+  stats.closed++;
+  if (isLimitBreach(reason)) {
+    stats.limitBreaches++;
+    log.warn(`closing connection ${id}${peer ? ` (${peer})` : ''}: ${describeClose(reason)}`);
+  } else if (log.debugEnabled) {
+    log.debug(`connection ${id} closed: ${describeClose(reason)} (${live} live)`);
+  }
 }
 
 export function connLimitMessage(rejected: number, limit: number): string {

@@ -8,7 +8,7 @@ import { Events, Interest, Poll, Ready, Trigger, describeReady, type Registry } 
 import { FrameScan, scanFrames } from '../../protocol/frame.js';
 import type { Logger } from '../../log.js';
 import {
-  connLimitMessage, describeClose, emptyStats, isLimitBreach,
+  connLimitMessage, describeClose, emptyStats, recordClose,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
 import type { LoopTracer } from '../tracer.js';
@@ -504,13 +504,7 @@ export class NativeServer implements MobServer {
     conn.queuedBytes = 0;
     conn.assembly = null;
     conn.closing ??= reason;
-    this.stats.closed++;
-    if (isLimitBreach(reason)) {
-      this.stats.limitBreaches++;
-      this.log.warn(`closing connection ${conn.token}${conn.peer ? ` (${conn.peer})` : ''}: ${describeClose(reason)}`);
-    } else if (this.log.debugEnabled) {
-      this.log.debug(`connection ${conn.token} closed: ${describeClose(reason)} (${this.slab.size} live)`);
-    }
+    recordClose(this.stats, this.log, conn.token, conn.peer, reason, this.slab.size);
     if (this.stopping && this.slab.size === 0) this.finishClose?.();
   }
 

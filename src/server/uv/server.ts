@@ -19,7 +19,7 @@ import { HEADER_BYTES, FrameScan, readLength, scanFrames } from '../../protocol/
 import type { Logger } from '../../log.js';
 import { fitConnLimit } from '../fdlimit.js';
 import {
-  connLimitMessage, describeClose, emptyStats, isLimitBreach,
+  connLimitMessage, emptyStats, recordClose,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
 
@@ -287,13 +287,7 @@ export class UvServer implements MobServer {
     conn.liveIndex = -1;
     conn.parts = null;
     conn.closing ??= reason;
-    this.stats.closed++;
-    if (isLimitBreach(reason)) {
-      this.stats.limitBreaches++;
-      this.log.warn(`closing connection ${conn.id}${conn.peer ? ` (${conn.peer})` : ''}: ${describeClose(reason)}`);
-    } else if (this.log.debugEnabled) {
-      this.log.debug(`connection ${conn.id} closed: ${describeClose(reason)} (${live.length} live)`);
-    }
+    recordClose(this.stats, this.log, conn.id, conn.peer, reason, live.length);
     if (this.stopping && live.length === 0) this.finishClose?.();
   }
 
