@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { encodeFrame, HEADER_BYTES } from '../src/protocol/frame.ts';
+import { encodeFrame } from '../src/protocol/frame.ts';
 import { connectAll, startServer, waitFor } from './helpers.ts';
-import { cut, referenceParse } from './reference.ts';
+import { cut, hostileStream, referenceParse } from './reference.ts';
 
 /** Lets the server's loop run between writes, so pieces arrive as separate reads. */
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -42,25 +42,8 @@ test('property (server): random frames written in random pieces arrive unchanged
   }
 });
 
-// A mix of good frames, junk and hostile prefixes, so that some runs relay everything, some
-// close the client mid-way, and some leave an incomplete frame pending.
-const hostileBytes = fc
-  .array(
-    fc.oneof(
-      { arbitrary: fc.uint8Array({ maxLength: 400 }).map((p) => new Uint8Array(encodeFrame(p))), weight: 4 },
-      { arbitrary: fc.uint8Array({ maxLength: 40 }), weight: 2 },
-      { arbitrary: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }).map(header), weight: 1 },
-      { arbitrary: fc.integer({ min: 0, max: 3000 }).map((n) => header(BigInt(n))), weight: 1 },
-    ),
-    { minLength: 1, maxLength: 10 },
-  )
-  .map((parts) => Buffer.concat(parts));
-
-function header(length: bigint): Uint8Array {
-  const bytes = Buffer.alloc(HEADER_BYTES);
-  bytes.writeBigUInt64BE(length);
-  return bytes;
-}
+// Some runs relay everything, some close the client mid-way, some leave a frame pending.
+const hostileBytes = hostileStream({ maxPayload: 400, maxPlausibleLength: 3000, minParts: 1, maxParts: 10 });
 
 test('property (server): any bytes from a hostile client are relayed as frames or close that client alone; a bystander misses nothing', async () => {
   const maxFrame = 2048;
