@@ -82,22 +82,23 @@ export class FrameTooLargeError extends Error {
   }
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
- * Incremental decoder for a byte stream that arrives in arbitrary chunks (node:net, the
- * client): calls onFrame with each body as a view (valid only during the call) and keeps
- * only the incomplete tail between chunks.
+ * Joins a byte stream that arrives in arbitrary chunks into runs of complete frames, keeping
+ * only the incomplete tail between chunks. The chunks of an incomplete frame are joined once,
+ * when `needed` bytes are in: a 16 MiB frame arriving in 64 KiB reads is copied once, not 256
+ * times.
  */
-export class FrameDecoder {
-  // Chunks of the incomplete frame, joined once when `needed` bytes are in: a 16 MiB frame
-  // arriving in 64 KiB reads is copied once, not 256 times.
+export class FrameAssembler {
   private parts: Buffer[] = [];
   private partsBytes = 0;
   private needed = 0;
-  private readonly scan = new FrameScan();
 
+  /** `scan` may be shared by assemblers that are never used at the same time. */
   constructor(
-    private readonly onFrame: (body: Buffer) => void,
     private readonly maxFrame = Number.MAX_SAFE_INTEGER,
+    readonly scan = new FrameScan(),
   ) {}
 
   /** Bytes held for a frame not yet complete. */
@@ -105,29 +106,68 @@ export class FrameDecoder {
     return this.partsBytes;
   }
 
-  /** Throws FrameTooLargeError (after delivering the frames before it). */
-  push(chunk: Buffer): void {
+  /**
+   * The complete frames now available, as one region (empty if none). Afterwards `scan.frames`
+   * counts them, and `scan.oversized` is a length prefix over the limit (-1 if none): the
+   * stream is unusable past that point, and nothing after it is kept.
+   */
+  push(chunk: Buffer): Buffer {
     let data = chunk;
     if (this.parts.length > 0) {
       this.parts.push(chunk);
       this.partsBytes += chunk.length;
-      if (this.partsBytes < this.needed) return;
+      if (this.partsBytes < this.needed) {
+        this.scan.frames = 0;
+        this.scan.oversized = -1;
+        return EMPTY;
+      }
       data = Buffer.concat(this.parts, this.partsBytes);
-      this.parts = [];
-      this.partsBytes = 0;
+      this.reset();
     }
     const scan = scanFrames(data, 0, data.length, this.maxFrame, this.scan);
-    let at = 0;
-    while (at < scan.end) {
-      const length = readLength(data, at);
-      this.onFrame(data.subarray(at + HEADER_BYTES, at + HEADER_BYTES + length));
-      at += HEADER_BYTES + length;
-    }
-    if (scan.oversized >= 0) throw new FrameTooLargeError(scan.oversized, this.maxFrame);
-    if (at < data.length) {
-      this.parts.push(data.subarray(at));
-      this.partsBytes = data.length - at;
+    if (scan.oversized < 0 && scan.end < data.length) {
+      this.parts.push(data.subarray(scan.end));
+      this.partsBytes = data.length - scan.end;
       this.needed = scan.pendingTotal > 0 ? scan.pendingTotal : HEADER_BYTES;
     }
+    return scan.end === data.length ? data : data.subarray(0, scan.end);
+  }
+
+  /** Drops the incomplete frame, if any. */
+  reset(): void {
+    this.parts = [];
+    this.partsBytes = 0;
+  }
+}
+
+/**
+ * Incremental decoder for a byte stream that arrives in arbitrary chunks (the client, tests):
+ * calls onFrame with each body as a view (valid only during the call).
+ */
+export class FrameDecoder {
+  private readonly assembler: FrameAssembler;
+
+  constructor(
+    private readonly onFrame: (body: Buffer) => void,
+    private readonly maxFrame = Number.MAX_SAFE_INTEGER,
+  ) {
+    this.assembler = new FrameAssembler(maxFrame);
+  }
+
+  /** Bytes held for a frame not yet complete. */
+  get buffered(): number {
+    return this.assembler.buffered;
+  }
+
+  /** Throws FrameTooLargeError (after delivering the frames before it). */
+  push(chunk: Buffer): void {
+    const region = this.assembler.push(chunk);
+    for (let at = 0; at < region.length; ) {
+      const length = readLength(region, at);
+      this.onFrame(region.subarray(at + HEADER_BYTES, at + HEADER_BYTES + length));
+      at += HEADER_BYTES + length;
+    }
+    const oversized = this.assembler.scan.oversized;
+    if (oversized >= 0) throw new FrameTooLargeError(oversized, this.maxFrame);
   }
 }

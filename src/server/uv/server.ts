@@ -15,7 +15,7 @@
 // node:net buffers writes without limit; like the native engine, a receiver whose unsent output
 // (socket.writableLength) exceeds --max-output is disconnected as a slow reader.
 import { createServer, type Server, type Socket } from 'node:net';
-import { HEADER_BYTES, FrameScan, readLength, scanFrames } from '../../protocol/frame.js';
+import { HEADER_BYTES, FrameAssembler, FrameScan, readLength } from '../../protocol/frame.js';
 import type { Logger } from '../../log.js';
 import { fitConnLimit } from '../fdlimit.js';
 import {
@@ -38,12 +38,8 @@ class UvConnection {
   corked = false;
   readClosed = false;
   closing: CloseReason | null = null;
-  // The incomplete frame at the end of the last chunk, in parts, joined once `needed` bytes are in.
-  parts: Buffer[] | null = null;
-  partsBytes = 0;
-  needed = 0;
 
-  constructor(readonly id: number, readonly socket: Socket, readonly peer: string) {}
+  constructor(readonly id: number, readonly socket: Socket, readonly peer: string, readonly frames: FrameAssembler) {}
 }
 
 export class UvServer implements MobServer {
@@ -105,7 +101,9 @@ export class UvServer implements MobServer {
       return;
     }
     const debug = this.log.debugEnabled;
-    const conn = new UvConnection(this.nextId++, socket, debug ? `${socket.remoteAddress}:${socket.remotePort}` : '');
+    const peer = debug ? `${socket.remoteAddress}:${socket.remotePort}` : '';
+    // One scan for all: 'data' handlers never run at the same time.
+    const conn = new UvConnection(this.nextId++, socket, peer, new FrameAssembler(this.limits.maxFrame, this.scan));
     conn.liveIndex = this.live.length;
     this.live.push(conn);
     this.stats.accepted++;
@@ -128,35 +126,15 @@ export class UvServer implements MobServer {
   private onData(conn: UvConnection, chunk: Buffer): void {
     if (conn.liveIndex < 0 || conn.readClosed) return;
     this.stats.bytesIn += chunk.length;
-    let data = chunk;
-    if (conn.parts !== null) {
-      conn.parts.push(chunk);
-      conn.partsBytes += chunk.length;
-      if (conn.partsBytes < conn.needed) return;
-      data = Buffer.concat(conn.parts, conn.partsBytes);
-      conn.parts = null;
-      conn.partsBytes = 0;
-    }
-    const maxFrame = this.limits.maxFrame;
-    const scan = scanFrames(data, 0, data.length, maxFrame, this.scan);
-    const end = scan.end;
-    const oversized = scan.oversized;
-    const pendingTotal = scan.pendingTotal;
-    this.stats.framesIn += scan.frames;
-    if (end > 0) {
+    const region = conn.frames.push(chunk);
+    const { frames, oversized } = conn.frames.scan;
+    this.stats.framesIn += frames;
+    if (region.length > 0) {
       // Frames before an oversized one still go out; only this client goes.
-      this.broadcast(end === data.length ? data : data.subarray(0, end));
+      this.broadcast(region);
       this.removeDoomed();
     }
-    if (oversized >= 0) {
-      this.drop(conn, { kind: 'frame-too-large', length: oversized, limit: maxFrame });
-      return;
-    }
-    if (end < data.length && conn.liveIndex >= 0) {
-      conn.parts = [data.subarray(end)];
-      conn.partsBytes = data.length - end;
-      conn.needed = pendingTotal > 0 ? pendingTotal : HEADER_BYTES;
-    }
+    if (oversized >= 0) this.drop(conn, { kind: 'frame-too-large', length: oversized, limit: this.limits.maxFrame });
   }
 
   /** FIN: what was received is broadcast already; the client gets what the current turn sends,
@@ -164,7 +142,7 @@ export class UvServer implements MobServer {
   private onEnd(conn: UvConnection): void {
     if (conn.liveIndex < 0) return;
     conn.readClosed = true;
-    conn.parts = null;
+    conn.frames.reset();
     this.ended.push(conn);
     this.scheduleFlush();
   }
@@ -285,7 +263,7 @@ export class UvServer implements MobServer {
       last.liveIndex = index;
     }
     conn.liveIndex = -1;
-    conn.parts = null;
+    conn.frames.reset();
     conn.closing ??= reason;
     recordClose(this.stats, this.log, conn.id, conn.peer, reason, live.length);
     if (this.stopping && live.length === 0) this.finishClose?.();
