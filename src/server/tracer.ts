@@ -1,5 +1,9 @@
 import type { RegistryObserver } from '../poll/index.js';
 
+/** The listener's token in the native server (and so in its timeline): a slot no connection
+ *  can have, generation 0. */
+export const LISTENER_SLOT = 0xffff_ffff;
+
 export type TracedCall = 'accept' | 'read' | 'write' | 'writev' | 'close';
 
 /**

@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { native } from '../native/binding.js';
 import { describeInterest, describeReady } from '../poll/index.js';
-import type { LoopTracer, TracedCall } from '../server/tracer.js';
+import { LISTENER_SLOT, type LoopTracer, type TracedCall } from '../server/tracer.js';
 import { describeRawEvent, describeRegistration, type Backend } from './kernel.js';
 
 export type TraceFormat = 'text' | 'json';
@@ -27,8 +27,6 @@ export interface TimelineOptions {
   clock?: () => number;
 }
 
-/** The native server's listener token (LISTENER_SLOT, generation 0). */
-const LISTENER_TOKEN = 0xffff_ffff;
 const TWO_POW_32 = 0x1_0000_0000;
 
 export function createTimeline(format: TraceFormat, write: (line: string) => void, options: TimelineOptions = {}): Timeline {
@@ -127,7 +125,7 @@ class TimelineWriter implements Timeline {
   private token(token: number): string {
     const name = this.names.get(token);
     if (name !== undefined) return name;
-    if (token === LISTENER_TOKEN) return 'listener';
+    if (token === LISTENER_SLOT) return 'listener';
     const slot = token % TWO_POW_32;
     const generation = Math.floor(token / TWO_POW_32);
     return `${slot}/${generation}`;

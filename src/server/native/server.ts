@@ -11,14 +11,12 @@ import {
   connLimitMessage, describeClose, emptyStats, recordClose,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
-import type { LoopTracer } from '../tracer.js';
+import { LISTENER_SLOT, type LoopTracer } from '../tracer.js';
 import { fitConnLimit } from '../fdlimit.js';
 import { Arena } from './arena.js';
 import { Connection } from './connection.js';
 import { Slab } from './slab.js';
 
-/** The listener's token: a slot no connection can have. */
-const LISTENER_SLOT = 0xffff_ffff;
 /** Smallest read worth a syscall; below it the arena is broadcast and rotated first. */
 const MIN_READ = 64 * 1024;
 /** Incomplete frames larger than this are read into their own buffer instead of the arena. */
