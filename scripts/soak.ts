@@ -7,11 +7,11 @@
 //   npm run soak -- [--duration 120] [--interval 10] [--steady 4] [--churners 16] [--rate 200]
 //                   [--engine native|uv]
 import { spawnServe } from './lib/serve-process.ts';
-import { readdirSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { encodeFrame, FrameDecoder } from '../src/protocol/frame.ts';
+import { fdCount, rssKiB } from './lib/proc.ts';
 
 const MAX_DURATION_S = 1800;
 const MAX_FRAME = 1024 * 1024;
@@ -80,11 +80,8 @@ server.once('exit', (code) => {
   if (!stopping) problem(`server exited unexpectedly with ${code}: ${serverErr().trim().split('\n').at(-1)}`);
 });
 
-function rssKiB(): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) : NaN;
-}
-const fdCount = () => readdirSync(`/proc/${pid}/fd`).length;
+const serverRssKiB = () => rssKiB(pid).total;
+const serverFds = () => fdCount(pid);
 
 // --- steady clients: send at a fixed rate, check everything from every steady sender ----
 
@@ -195,11 +192,11 @@ const churners = Array.from({ length: churnerCount }, async (_, id) => {
 
 const rows: string[][] = [];
 const header = ['t (s)', 'RSS (MiB)', 'fds', 'steady frames rx', 'lost/reordered', 'churn connects', 'FIN', 'RST', 'mid-frame', 'never-read', 'oversized'];
-const baseFds = fdCount();
+const baseFds = serverFds();
 const samples: { t: number; rss: number; fds: number }[] = [];
 function sample(t: number): void {
-  const rss = rssKiB();
-  const fds = fdCount();
+  const rss = serverRssKiB();
+  const fds = serverFds();
   samples.push({ t, rss, fds });
   const received = steady.reduce((sum, c) => sum + c.received, 0);
   const row = [String(t), (rss / 1024).toFixed(1), String(fds), String(received), String(problems.length), String(churn.connects), String(churn.fin), String(churn.reset), String(churn.midFrame), String(churn.neverRead), String(churn.oversized)];
@@ -237,13 +234,13 @@ for (const c of steady) {
     if (next !== sent[from]) problem(`steady ${c.id}: from ${from} received ${next} of ${sent[from]} frames`);
   });
 }
-let quietFds = fdCount();
+let quietFds = serverFds();
 const fdDeadline = Date.now() + 10_000;
 while (quietFds !== baseFds && Date.now() < fdDeadline) {
   await sleep(50);
-  quietFds = fdCount();
+  quietFds = serverFds();
 }
-const endRss = rssKiB();
+const endRss = serverRssKiB();
 stopping = true;
 for (const c of steady) c.socket.destroy();
 server.kill('SIGTERM');

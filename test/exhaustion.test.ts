@@ -4,12 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { encodeFrame } from '../src/protocol/frame.ts';
 import { exitOf, spawnServer, TestClient, waitFor, type CliServer } from './helpers.ts';
 import { spawnServe } from '../scripts/lib/serve-process.ts';
+import { fdCount } from '../scripts/lib/proc.ts';
 
 const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
 
@@ -22,9 +22,6 @@ function spawnLimited(nofile: number, args: string[]): Promise<CliServer> {
   });
 }
 
-function openFds(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
 
 interface FloodClient {
   socket: Socket;
@@ -117,7 +114,7 @@ test('no descriptor leaks: after churn with resets and mid-frame hang-ups, the f
     const steady = await TestClient.connect(server.port);
     steady.send('accepted?');
     await steady.waitFrames(1);
-    const baseline = openFds(pid);
+    const baseline = fdCount(pid);
     const frame = encodeFrame(Buffer.alloc(300, 7));
     let sent = 0;
     for (let wave = 0; wave < 6; wave++) {
@@ -148,9 +145,9 @@ test('no descriptor leaks: after churn with resets and mid-frame hang-ups, the f
       await waitFor(() => sockets.every(({ socket }) => socket.closed), `wave ${wave}: every churn socket closed`);
     }
     await steady.waitFrames(1 + sent, 15_000);
-    await waitFor(() => openFds(pid) === baseline, `the server's fd count to return to ${baseline} (now ${openFds(pid)})`, 10_000);
+    await waitFor(() => fdCount(pid) === baseline, `the server's fd count to return to ${baseline} (now ${fdCount(pid)})`, 10_000);
     assert.equal(steady.closed, false);
-    t.diagnostic(`300 churned connections (FIN, mid-frame FIN, mid-header RST, bare RST): server fds ${baseline} before, ${openFds(pid)} after`);
+    t.diagnostic(`300 churned connections (FIN, mid-frame FIN, mid-header RST, bare RST): server fds ${baseline} before, ${fdCount(pid)} after`);
     steady.destroy();
   } finally {
     server.child.kill('SIGTERM');

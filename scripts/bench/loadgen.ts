@@ -24,10 +24,11 @@
 //   [sender u32][sequence u32][send time f64, ms][filler u32 words derived from sender, sequence]
 // Frames are kept 8-byte aligned in the read buffer, so they are checked through typed-array
 // views with no per-frame allocation.
-import { readdirSync, readFileSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import { native } from '../../src/native/binding.ts';
 import { Events, Interest, Poll, Ready, Trigger } from '../../src/poll/index.ts';
 import { Histogram, sharedClockOffset, type HistogramBuckets } from './histogram.ts';
+import { fdCount, rssKiB } from '../lib/proc.ts';
 
 export interface LoadSpec {
   host: string;
@@ -101,16 +102,6 @@ const A = 0x9e3779b1 | 0;
 const B = 0x85ebca77 | 0;
 const STEP = 0x27d4eb2f | 0;
 
-/** A process's resident memory in KiB: all of it (VmRSS), and the anonymous part (RssAnon). */
-function rssKiB(pid: number): { total: number; anon: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)\\s+kB`).exec(status)?.[1] ?? NaN);
-  return { total: field('VmRSS'), anon: field('RssAnon') };
-}
-
-function fdCount(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
 
 type Control = { type: 'go'; startAt: number } | { type: 'totals'; sent: number[] } | { type: 'abort' };
 

@@ -13,7 +13,7 @@
 //   options: --out DIR, --rounds N, --measure MS, --only SUBSTRING, --gen-procs N, --readme (also write
 //            docs/bench/latest.svg and docs/bench/latest.md for the README)
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,7 @@ import { renderChart, formatRate, type ChartPoint } from './chart.ts';
 import { Histogram, sharedNow } from './histogram.ts';
 import { spawnServe, stopServe, type ServeProcess } from '../lib/serve-process.ts';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
+import { cpuTicks } from '../lib/proc.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const loadgen = join(root, 'scripts/bench/loadgen.ts');
@@ -94,15 +95,6 @@ function startServer(engine: (typeof ENGINES)[number]): Promise<ServeProcess> {
   return spawnServe([...engine.args], { env: { MOB_LOG: 'warn' }, timeoutMs: 15_000 });
 }
 
-function cpuTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (100/s)
-  } catch {
-    return NaN;
-  }
-}
 
 /** One load generator process, spoken to in JSON lines (see loadgen.ts). */
 class GenProc {
