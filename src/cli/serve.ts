@@ -3,10 +3,13 @@ import { lookup } from 'node:dns/promises';
 import { Logger } from '../log.js';
 import { DEFAULT_LIMITS, type MobServer, type ServerOptions } from '../server/policy.js';
 import { parse, parseBytes, parseInteger, UsageError } from './args.js';
+import { BUS_FLAGS, BUS_USAGE, busOptionsFrom } from '../scale/bus/flags.js';
+import type { FanoutHost } from '../server/fanout.js';
 
 export const SERVE_USAGE = `mob serve [--host 127.0.0.1] [--port 8000] [--max-frame 16MiB] [--max-conns 10000]
           [--max-output 64MiB] [--shutdown-timeout 5000] [--reuse-port]
-          [--engine native|uv] [--uv-mode corked|coalesced|plain] [--trace[=text|json]]`;
+          [--engine native|uv] [--uv-mode corked|coalesced|plain] [--trace[=text|json]]
+          ${BUS_USAGE}`;
 
 export type Engine = 'native' | 'uv';
 export type UvMode = 'corked' | 'coalesced' | 'plain';
@@ -25,6 +28,7 @@ export async function serve(argv: string[]): Promise<void> {
     engine: { type: 'string', default: 'native' },
     'uv-mode': { type: 'string', default: 'corked' },
     trace: { type: 'string' },
+    ...BUS_FLAGS,
   });
   const engine = oneOf<Engine>('engine', values.engine!, ['native', 'uv']);
   const uvMode = oneOf<UvMode>('uv-mode', values['uv-mode']!, ['corked', 'coalesced', 'plain']);
@@ -42,9 +46,16 @@ export async function serve(argv: string[]): Promise<void> {
     explicitMaxConns: values['max-conns'] !== undefined,
     shutdownTimeoutMs: parseInteger('shutdown-timeout', values['shutdown-timeout']!, 0),
   };
+  const busOptions = busOptionsFrom(values);
   const server = await createServer(engine, uvMode, options, log, trace);
+  // On the bus before the 'listening on' line, so clients that wait for it miss no other node's frames.
+  const bus = busOptions === null ? null
+    : await (await import('../scale/bus/index.js')).connectBus(server as MobServer & FanoutHost, busOptions, log).catch(async (error: Error) => {
+      await server.close();
+      throw error;
+    });
   // Handlers first: a supervisor may signal as soon as it reads the line below.
-  stopOnSignals(server, log);
+  stopOnSignals(server, log, bus);
   const { host, port } = server.address;
   const { maxFrame, maxOutput, maxConns } = server.limits;
   log.info(`${server.engine} engine; max-frame ${maxFrame} B, max-output ${maxOutput} B, max-conns ${maxConns}`);
@@ -73,7 +84,7 @@ function oneOf<T extends string>(flag: string, value: string, allowed: readonly 
   return value as T;
 }
 
-function stopOnSignals(server: MobServer, log: Logger): void {
+function stopOnSignals(server: MobServer, log: Logger, bus: { close(): Promise<void> } | null): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -82,7 +93,8 @@ function stopOnSignals(server: MobServer, log: Logger): void {
     }
     stopping = true;
     log.info(`${signal}: no longer accepting; closing ${server.connections} client(s)`);
-    void server.close().then(() => {
+    // The server first (no more local batches), then the bus (publishes what it still keeps).
+    void server.close().then(() => bus?.close()).then(() => {
       log.info('stopped');
       process.exit(0);
     });

@@ -11,6 +11,7 @@ import { parseBusUrl } from './url.js';
 import { StreamWriter } from './writer.js';
 
 export { BusUrlError, parseBusUrl } from './url.js';
+export { DEFAULT_BACKLOG_BYTES, DEFAULT_RETENTION, newNodeId } from './flags.js';
 
 export interface BusOptions {
   /** redis://[user:pass@]host:port[/db] or rediss://. */
@@ -47,15 +48,9 @@ export interface Bus extends Relay {
 }
 
 export const DEFAULT_STREAM = 'mob:frames';
-export const DEFAULT_RETENTION = 100_000;
-export const DEFAULT_BACKLOG_BYTES = 64 * 1024 * 1024;
 const LAG_PROBE_MS = 1000;
 /** close() publishes what is still kept for at most this long. */
 const CLOSE_DRAIN_MS = 2000;
-
-export function newNodeId(): string {
-  return randomUUID();
-}
 
 export async function connectBus(host: FanoutHost, options: BusOptions, log: Logger): Promise<Bus> {
   const address = parseBusUrl(options.url);
