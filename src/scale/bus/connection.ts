@@ -85,3 +85,13 @@ export function openConnection(address: BusAddress, role: string, log: Logger): 
     },
   };
 }
+
+/** What each half of the bus (writer, reader) works with. */
+export interface BusSide {
+  readonly connection: BusConnection;
+  readonly stream: string;
+  readonly nodeId: string;
+  readonly log: Logger;
+  /** The address without its password, for log lines. */
+  readonly display: string;
+}

@@ -61,8 +61,9 @@ export async function connectBus(host: FanoutHost, options: BusOptions, log: Log
   const connections = [writing, reading];
   const closeAll = () => connections.forEach((c) => c.close());
 
-  const writer = new StreamWriter(writing, stream, options.nodeId, publisherId, options.maxLen, options.backlogBytes, log, address.display);
-  const reader = new StreamReader(reading, host, stream, options.nodeId, log, address.display);
+  const side = { stream, nodeId: options.nodeId, log, display: address.display };
+  const writer = new StreamWriter({ ...side, connection: writing }, publisherId, options.maxLen, options.backlogBytes);
+  const reader = new StreamReader({ ...side, connection: reading }, host);
   const timeoutMs = options.connectTimeoutMs ?? 10_000;
   let timer: NodeJS.Timeout | undefined;
   try {

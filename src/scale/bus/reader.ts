@@ -9,7 +9,7 @@
 import type { Logger } from '../../log.js';
 import { FrameScan, scanFrames } from '../../protocol/frame.js';
 import type { FanoutHost } from '../../server/fanout.js';
-import type { BusConnection } from './connection.js';
+import type { BusConnection, BusSide } from './connection.js';
 import { epochKey, parseEntry, parseReadReply, READ_SCRIPT, type RawEntry } from './stream.js';
 import { createHash, randomUUID } from 'node:crypto';
 
@@ -31,14 +31,14 @@ export class StreamReader {
   duplicates = 0;
   gaps = 0;
 
-  constructor(
-    private readonly connection: BusConnection,
-    private readonly host: FanoutHost,
-    private readonly stream: string,
-    private readonly nodeId: string,
-    private readonly log: Logger,
-    private readonly display: string,
-  ) {
+  private readonly connection: BusConnection;
+  private readonly stream: string;
+  private readonly nodeId: string;
+  private readonly log: Logger;
+  private readonly display: string;
+
+  constructor(side: BusSide, private readonly host: FanoutHost) {
+    ({ connection: this.connection, stream: this.stream, nodeId: this.nodeId, log: this.log, display: this.display } = side);
     this.sha = createHash('sha1').update(READ_SCRIPT).digest('hex');
   }
 

@@ -4,7 +4,7 @@
 // one per batch. While Redis is down the backlog keeps filling; past its bound publish() says no
 // and the host disconnects those senders.
 import type { Logger } from '../../log.js';
-import type { BusConnection } from './connection.js';
+import type { BusConnection, BusSide } from './connection.js';
 import { FIELD } from './stream.js';
 
 /** An entry this large is sent on its own; more waiting batches go in the next one. */
@@ -29,16 +29,18 @@ export class StreamWriter {
   published = 0;
   refused = 0;
 
+  private readonly connection: BusConnection;
+  private readonly log: Logger;
+  private readonly display: string;
+
   constructor(
-    private readonly connection: BusConnection,
-    private readonly stream: string,
-    private readonly nodeId: string,
+    private readonly side: BusSide,
     readonly publisherId: string,
     private readonly maxLen: number,
     private readonly backlogLimit: number,
-    private readonly log: Logger,
-    private readonly display: string,
-  ) {}
+  ) {
+    ({ connection: this.connection, log: this.log, display: this.display } = side);
+  }
 
   /** Bytes taken from local senders and not yet in Redis. */
   get backlogBytes(): number {
@@ -82,8 +84,8 @@ export class StreamWriter {
         try {
           await this.connection.ready();
           await this.connection.redis.callBuffer(
-            'XADD', this.stream, 'MAXLEN', '~', this.maxLen, '*',
-            FIELD.node, this.nodeId, FIELD.publisher, this.publisherId,
+            'XADD', this.side.stream, 'MAXLEN', '~', this.maxLen, '*',
+            FIELD.node, this.side.nodeId, FIELD.publisher, this.publisherId,
             FIELD.sequence, entry.sequence, FIELD.frames, entry.data,
           );
         } catch (error) {
