@@ -2,17 +2,17 @@ import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { Logger } from '../log.js';
 import { DEFAULT_LIMITS, type MobServer, type ServerOptions } from '../server/policy.js';
+import type { UvMode } from '../server/uv/server.js';
 import { parse, parseBytes, parseInteger, UsageError } from './args.js';
 import { BUS_FLAGS, BUS_USAGE, busOptionsFrom } from '../scale/bus/flags.js';
 import type { FanoutHost } from '../server/fanout.js';
 
 export const SERVE_USAGE = `mob serve [--host 127.0.0.1] [--port 8000] [--max-frame 16MiB] [--max-conns 10000]
-          [--max-output 64MiB] [--shutdown-timeout 5000] [--reuse-port]
+          [--max-output 64MiB] [--max-input-total 1GiB] [--shutdown-timeout 5000] [--reuse-port]
           [--engine native|uv] [--uv-mode corked|coalesced|plain] [--trace[=text|json]]
           ${BUS_USAGE}`;
 
 export type Engine = 'native' | 'uv';
-export type UvMode = 'corked' | 'coalesced' | 'plain';
 
 export async function serve(argv: string[]): Promise<void> {
   // `--trace` alone means the text timeline; parseArgs has no optional values.
@@ -23,6 +23,7 @@ export async function serve(argv: string[]): Promise<void> {
     'max-frame': { type: 'string' },
     'max-conns': { type: 'string' },
     'max-output': { type: 'string' },
+    'max-input-total': { type: 'string' },
     'shutdown-timeout': { type: 'string', default: '5000' },
     'reuse-port': { type: 'boolean', default: false },
     engine: { type: 'string', default: 'native' },
@@ -41,6 +42,7 @@ export async function serve(argv: string[]): Promise<void> {
       maxFrame: values['max-frame'] ? parseBytes('max-frame', values['max-frame']) : DEFAULT_LIMITS.maxFrame,
       maxOutput: values['max-output'] ? parseBytes('max-output', values['max-output']) : DEFAULT_LIMITS.maxOutput,
       maxConns: values['max-conns'] ? parseInteger('max-conns', values['max-conns'], 1) : DEFAULT_LIMITS.maxConns,
+      maxInputTotal: values['max-input-total'] ? parseBytes('max-input-total', values['max-input-total']) : DEFAULT_LIMITS.maxInputTotal,
     },
     reusePort: values['reuse-port']!,
     explicitMaxConns: values['max-conns'] !== undefined,
@@ -50,7 +52,7 @@ export async function serve(argv: string[]): Promise<void> {
   const server = await createServer(engine, uvMode, options, log, trace);
   // On the bus before the 'listening on' line, so clients that wait for it miss no other node's frames.
   const bus = busOptions === null ? null
-    : await (await import('../scale/bus/index.js')).connectBus(server as MobServer & FanoutHost, busOptions, log).catch(async (error: Error) => {
+    : await (await import('../scale/bus/index.js')).connectBus(server, busOptions, log).catch(async (error: Error) => {
       await server.close();
       throw error;
     });
@@ -64,7 +66,7 @@ export async function serve(argv: string[]): Promise<void> {
 
 async function createServer(
   engine: Engine, uvMode: UvMode, options: ServerOptions, log: Logger, trace: 'text' | 'json' | null,
-): Promise<MobServer> {
+): Promise<MobServer & FanoutHost> {
   if (engine === 'uv') {
     if (trace !== null) throw new UsageError('--trace shows the native loop; it has no meaning with --engine uv');
     const { UvServer } = await import('../server/uv/server.js');
