@@ -7,11 +7,14 @@ import { exitOf, spawnServer, TestClient, waitFor, type CliServer } from './help
 import { RedisServer, redisSkip } from './redis.ts';
 import { stopServe } from '../scripts/lib/serve-process.ts';
 
-async function withNodes(count: number, nodeArgs: string[], fn: (nodes: CliServer[], redis: RedisServer) => Promise<void>, redisArgs: string[] = []): Promise<void> {
+async function withNodes(count: number, nodeArgs: string[] | string[][], fn: (nodes: CliServer[], redis: RedisServer) => Promise<void>, redisArgs: string[] = []): Promise<void> {
   const redis = await RedisServer.start(redisArgs);
   const nodes: CliServer[] = [];
   try {
-    for (let i = 0; i < count; i++) nodes.push(await spawnServer(['--bus', redis.url, ...nodeArgs]));
+    for (let i = 0; i < count; i++) {
+      const args = Array.isArray(nodeArgs[0]) ? (nodeArgs as string[][])[i]! : (nodeArgs as string[]);
+      nodes.push(await spawnServer(['--bus', redis.url, ...args]));
+    }
     await fn(nodes, redis);
   } finally {
     for (const node of nodes) {
@@ -56,6 +59,17 @@ test('clients spread over 2 nodes on one Redis: every frame reaches every client
   });
 });
 
+test('a native node and a node:net node on one bus are one server too', { skip: redisSkip }, async () => {
+  await withNodes(2, [['--engine', 'native'], ['--engine', 'uv', '--uv-mode', 'coalesced']], async (nodes) => {
+    const report = await runClients({
+      host: '127.0.0.1', port: nodes[0]!.port, ports: nodes.map((n) => n.port),
+      clients: 6, messages: 100, size: 64, window: 4, timeoutMs: 30_000,
+    });
+    assert.ok(report.ok, report.errors.join('; '));
+    assert.equal(report.received, report.expected);
+  });
+});
+
 test('kill -9 of one node: the other node\'s clients keep being served', { skip: redisSkip }, async () => {
   await withNodes(2, [], async (nodes) => {
     const [a, b] = [await clientsOn(nodes[0]!, 2), await clientsOn(nodes[1]!, 2)];
@@ -63,10 +77,10 @@ test('kill -9 of one node: the other node\'s clients keep being served', { skip:
     nodes[0]!.child.kill('SIGKILL');
     await exitOf(nodes[0]!.child);
     await waitFor(() => a.every((c) => c.closed), 'the dead node\'s clients to see their connections end');
-    for (let i = 0; i < 50; i++) b[i % 2]!.send(frame(`b${i % 2}`, i));
+    for (let i = 0; i < 50; i++) b[0]!.send(frame('b0', i));
     for (const client of b) {
       const frames = await client.waitFrames(50);
-      assert.deepEqual(frames.map(String), Array.from({ length: 50 }, (_, i) => frame(`b${i % 2}`, i)));
+      assert.deepEqual(frames.map(String), Array.from({ length: 50 }, (_, i) => frame('b0', i)));
     }
     const report = await runClients({ host: '127.0.0.1', port: nodes[1]!.port, clients: 4, messages: 50, size: 64, window: 4, timeoutMs: 20_000 });
     assert.ok(report.ok, report.errors.join('; '));
