@@ -1,12 +1,17 @@
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { lookup } from 'node:dns/promises';
 import { Logger } from '../log.js';
 import { DEFAULT_LIMITS, type MobServer, type ServerOptions } from '../server/policy.js';
 import { parse, parseBytes, parseInteger, UsageError } from './args.js';
+import type { WorkerPool } from '../scale/workers/pool.js';
+import { snapshotOf } from '../metrics/snapshot.js';
+import { parseHostPort, startMetricsServer, type MetricsServer, type MetricsSource } from '../metrics/server.js';
 
 export const SERVE_USAGE = `mob serve [--host 127.0.0.1] [--port 8000] [--max-frame 16MiB] [--max-conns 10000]
           [--max-output 64MiB] [--shutdown-timeout 5000] [--reuse-port]
-          [--engine native|uv] [--uv-mode corked|coalesced|plain] [--trace[=text|json]]`;
+          [--engine native|uv] [--uv-mode corked|coalesced|plain] [--trace[=text|json]]
+          [--workers 1|N|auto] [--metrics HOST:PORT]`;
 
 export type Engine = 'native' | 'uv';
 export type UvMode = 'corked' | 'coalesced' | 'plain';
@@ -25,6 +30,8 @@ export async function serve(argv: string[]): Promise<void> {
     engine: { type: 'string', default: 'native' },
     'uv-mode': { type: 'string', default: 'corked' },
     trace: { type: 'string' },
+    workers: { type: 'string', default: '1' },
+    metrics: { type: 'string' },
   });
   const engine = oneOf<Engine>('engine', values.engine!, ['native', 'uv']);
   const uvMode = oneOf<UvMode>('uv-mode', values['uv-mode']!, ['corked', 'coalesced', 'plain']);
@@ -42,12 +49,30 @@ export async function serve(argv: string[]): Promise<void> {
     explicitMaxConns: values['max-conns'] !== undefined,
     shutdownTimeoutMs: parseInteger('shutdown-timeout', values['shutdown-timeout']!, 0),
   };
-  const server = await createServer(engine, uvMode, options, log, trace);
+  const workers = parseWorkers(values.workers!);
+  if (workers > 1 && trace !== null) throw new UsageError('--trace follows one loop; it has no meaning with --workers');
+  const metricsAt = values.metrics === undefined ? null : parseMetricsAddress(values.metrics);
+  let server: MobServer | WorkerPool;
+  let metricsSource: MetricsSource;
+  if (workers > 1) {
+    // Loaded only here: the node:net engine alone must not need the addon.
+    const { WorkerPool } = await import('../scale/workers/pool.js');
+    const pool = await WorkerPool.start({ workers, server: options, engine: engine === 'uv' ? { engine, uvMode } : { engine }, logLevel: (process.env.MOB_LOG ?? 'info').toLowerCase() }, log);
+    pool.onFatal = () => process.exit(1);
+    server = pool;
+    metricsSource = pool;
+  } else {
+    const single = await createServer(engine, uvMode, options, log, trace);
+    server = single;
+    metricsSource = { snapshots: async () => [snapshotOf(single)], figures: () => ({ workers: 1, restarts: 0 }) };
+  }
+  const metrics = metricsAt === null ? null : await startMetricsServer(metricsAt.host, metricsAt.port, metricsSource, log);
   // Handlers first: a supervisor may signal as soon as it reads the line below.
-  stopOnSignals(server, log);
+  stopOnSignals(server, log, metrics);
   const { host, port } = server.address;
-  const { maxFrame, maxOutput, maxConns } = server.limits;
-  log.info(`${server.engine} engine; max-frame ${maxFrame} B, max-output ${maxOutput} B, max-conns ${maxConns}`);
+  const { maxFrame, maxOutput, maxConns } = 'limits' in server ? server.limits : options.limits;
+  log.info(`${server.engine} engine${workers > 1 ? ` × ${workers} workers` : ''}; max-frame ${maxFrame} B, max-output ${maxOutput} B, max-conns ${maxConns}${workers > 1 ? ' per worker' : ''}`);
+  if (metrics !== null) process.stdout.write(`metrics on http://${isIP(metrics.host) === 6 ? `[${metrics.host}]` : metrics.host}:${metrics.port}/metrics\n`);
   process.stdout.write(`listening on ${isIP(host) === 6 ? `[${host}]` : host}:${port}\n`);
 }
 
@@ -73,7 +98,20 @@ function oneOf<T extends string>(flag: string, value: string, allowed: readonly 
   return value as T;
 }
 
-function stopOnSignals(server: MobServer, log: Logger): void {
+/** `--workers 1|N|auto`: auto is one per core the process may use. */
+function parseWorkers(text: string): number {
+  return text === 'auto' ? availableParallelism() : parseInteger('workers', text, 1, 1024);
+}
+
+function parseMetricsAddress(text: string): { host: string; port: number } {
+  try {
+    return parseHostPort(text);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function stopOnSignals(server: MobServer | WorkerPool, log: Logger, metrics: MetricsServer | null): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -81,8 +119,9 @@ function stopOnSignals(server: MobServer, log: Logger): void {
       process.exit(1);
     }
     stopping = true;
-    log.info(`${signal}: no longer accepting; closing ${server.connections} client(s)`);
-    void server.close().then(() => {
+    const clients = 'workers' in server ? `the clients of ${server.workers} workers` : `${server.connections} client(s)`;
+    log.info(`${signal}: no longer accepting; closing ${clients}`);
+    void Promise.all([server.close(), metrics?.close()]).then(() => {
       log.info('stopped');
       process.exit(0);
     });
