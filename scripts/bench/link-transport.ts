@@ -1,7 +1,7 @@
 // How should one worker hand a batch to another? A micro-measurement of the candidates, each
 // moving BATCH-byte blocks from one thread to another for a second, the receiver ending up
 // with bytes it owns (FanoutHost.deliver keeps views of them):
-//   socket:  a stream socket pair (native.socketpair if the addon has it, else loopback TCP),
+//   socket:  an AF_UNIX stream socket pair (native.socketpair),
 //            writer write()s, reader read()s on its own poller: 2 copies (in and out of the kernel)
 //   ring:    a SharedArrayBuffer ring, Atomics.notify/wait: 2 copies (into the ring, out of it)
 //   message: postMessage of a copied ArrayBuffer, transferred: 1 copy and a message per batch
@@ -10,7 +10,6 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { native } from '../../src/native/binding.ts';
 import { Events, Interest, Poll, Trigger } from '../../src/poll/index.ts';
-import { linkPair } from '../../src/scale/workers/socketpair.ts';
 import { startThread } from '../../src/scale/workers/thread.ts';
 
 const DURATION_MS = 1000;
@@ -18,12 +17,16 @@ const RING_BYTES = 8 * 1024 * 1024;
 type Kind = 'socket' | 'ring' | 'message';
 interface Job { kind: Kind; role: 'writer' | 'reader'; batch: number; fd?: number; ring?: SharedArrayBuffer; ctl?: SharedArrayBuffer }
 
+let poll: Poll | null = null;
+const events = new Events(4);
+
+/** Blocks until fd is ready (level-triggered, one registration per thread). */
 function waitFor(fd: number, interest: number): void {
-  const poll = new Poll();
-  const events = new Events(4);
-  poll.registry.register(fd, 1, interest, Trigger.LEVEL);
+  if (poll === null) {
+    poll = new Poll();
+    poll.registry.register(fd, 1, interest, Trigger.LEVEL);
+  }
   poll.poll(events, 100);
-  poll.close();
 }
 
 function runThread(job: Job): number {
@@ -33,6 +36,7 @@ function runThread(job: Job): number {
   let moved = 0;
   if (job.kind === 'socket') {
     const fd = job.fd!;
+    native.adopt(fd);
     if (job.role === 'writer') {
       let at = 0;
       while (performance.now() < end) {
@@ -137,7 +141,9 @@ async function measure(kind: Kind, batch: number): Promise<void> {
   const t0 = performance.now();
   let batches: number;
   if (kind === 'socket') {
-    const [a, b] = linkPair();
+    const [a, b] = native.socketpair();
+    native.disown(a);
+    native.disown(b);
     const [w, r] = await Promise.all([thread({ kind, role: 'writer', batch, fd: a }), thread({ kind, role: 'reader', batch, fd: b })]);
     batches = Math.min(w, r);
   } else if (kind === 'ring') {

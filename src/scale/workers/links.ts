@@ -181,7 +181,9 @@ export class Links {
     this.poll.run(this.events, (events) => this.handleBatch(events));
   }
 
+  /** `fd` comes from the supervisor's thread: this worker owns it from now on. */
   addOutbound(peer: number, fd: number): void {
+    native.adopt(fd);
     this.closeOutbound(peer);
     const link = new Outbound(peer, fd, this.nextToken++, this);
     // WRITABLE, edge-triggered: one event now, then one each time a full buffer drains.
@@ -192,6 +194,7 @@ export class Links {
   }
 
   addInbound(peer: number, fd: number): void {
+    native.adopt(fd);
     const old = this.inbound.get(peer);
     if (old !== undefined) this.closeInbound(old);
     const link = new Inbound(peer, fd, this.nextToken++, this);

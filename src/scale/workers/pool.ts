@@ -10,7 +10,6 @@ import type { Logger } from '../../log.js';
 import type { ServerAddress, ServerOptions } from '../../server/policy.js';
 import type { ServerSnapshot } from '../../metrics/snapshot.js';
 import type { ProcessFigures, WorkerSnapshots } from '../../metrics/prometheus.js';
-import { linkPair } from './socketpair.js';
 import { startThread } from './thread.js';
 import type { FromWorker, LinkEnd, ToWorker, WorkerConfig, WorkerEngine } from './protocol.js';
 
@@ -153,12 +152,21 @@ export class WorkerPool {
     for (let a = 0; a < n; a++) {
       for (let b = 0; b < n; b++) {
         if (a === b) continue;
-        const [out, into] = linkPair();
+        const [out, into] = this.linkPair();
         outbound[a]!.push({ peer: b, fd: out });
         inbound[b]!.push({ peer: a, fd: into });
       }
     }
     return { outbound, inbound };
+  }
+
+  /** The two ends of one link, made here and handed to two workers: this thread gives up
+   *  owning them (each worker adopts its end, and the addon closes it when that worker ends). */
+  private linkPair(): [number, number] {
+    const pair = native.socketpair();
+    native.disown(pair[0]);
+    native.disown(pair[1]);
+    return pair;
   }
 
   private spawn(index: number, outbound: LinkEnd[], inbound: LinkEnd[]): Promise<void> {
@@ -228,7 +236,7 @@ export class WorkerPool {
     const sender = this.slots[from]!;
     const receiver = this.slots[to]!;
     if (this.stopping || sender.gone || receiver.gone) return; // a restart relinks everything
-    const [out, into] = linkPair();
+    const [out, into] = this.linkPair();
     this.send(sender, { type: 'relink', peer: to, outbound: out, inbound: -1, lost: false });
     this.send(receiver, { type: 'relink', peer: from, outbound: -1, inbound: into, lost: true });
   }
@@ -252,8 +260,8 @@ export class WorkerPool {
     const inbound: LinkEnd[] = [];
     for (const peer of this.slots) {
       if (peer.index === index) continue;
-      const [toPeer, atPeer] = linkPair();
-      const [fromPeer, atNew] = linkPair();
+      const [toPeer, atPeer] = this.linkPair();
+      const [fromPeer, atNew] = this.linkPair();
       outbound.push({ peer: peer.index, fd: toPeer });
       inbound.push({ peer: peer.index, fd: atNew });
       this.send(peer, { type: 'relink', peer: index, outbound: fromPeer, inbound: atPeer, lost: false });
