@@ -21,6 +21,7 @@ import type { LinkFigures } from '../../metrics/snapshot.js';
 import type { Logger } from '../../log.js';
 
 const { EAGAIN, EINTR } = native.errno;
+const SHORT_READ_DRAINS = native.backend === 'epoll';
 /** Inbound buffer size; a larger frame gets a buffer of its own size. */
 const INBOUND_BUFFER = 1024 * 1024;
 /** Smallest read worth a syscall; below it the inbound buffer is replaced. */
@@ -122,7 +123,8 @@ class Inbound {
       const pending = this.pendingTotal;
       if (pending > 0 ? this.buf.length - this.start < pending : this.buf.length - this.end < MIN_READ) this.replaceBuffer();
       const buf = this.buf;
-      const n = native.read(this.fd, buf, this.end, buf.length - this.end);
+      const want = buf.length - this.end;
+      const n = native.read(this.fd, buf, this.end, want);
       if (n > 0) {
         budget -= n;
         this.end += n;
@@ -135,6 +137,10 @@ class Inbound {
           this.start = scan.end;
           links.host.deliver(buf, from, scan.end);
         }
+        // Edge-triggered epoll: a short read of a stream socket drained it, and later bytes
+        // raise a new edge, so the read that would only say EAGAIN is skipped (one syscall per
+        // batch). kqueue emulations may report less than is there: they read on to EAGAIN.
+        if (n < want && SHORT_READ_DRAINS) return false;
         continue;
       }
       if (n === -EINTR) continue;
