@@ -22,11 +22,16 @@ async function createServer(): Promise<MobServer & FanoutHost> {
   // new connections over them (Linux hashes the 4-tuple).
   const options = { ...config.options, reusePort: true };
   if (config.engine.engine === 'uv') {
+    // node:net in Node 20 cannot set SO_REUSEPORT itself: it listens on one the addon made,
+    // and owns (and closes) it from then on.
+    const { native } = await import('../../native/binding.js');
+    const listenFd = native.listen(options.host, options.port, 0, true);
+    native.disown(listenFd);
     const { UvServer } = await import('../../server/uv/server.js');
-    return (await UvServer.listen(options, log, config.engine.uvMode)) as unknown as MobServer & FanoutHost;
+    return UvServer.listen({ ...options, reusePort: false, listenFd }, log, config.engine.uvMode);
   }
   const { NativeServer } = await import('../../server/native/server.js');
-  return new NativeServer(options, log) as unknown as MobServer & FanoutHost;
+  return new NativeServer(options, log);
 }
 
 const server = await createServer();
