@@ -44,8 +44,8 @@ function payload(sender: number, sequence: number, size: number): Buffer {
   return body;
 }
 
-test('--workers 2: clients spread over both workers; every frame reaches every client, unchanged, in order per sender, once', async (t) => {
-  const server = await spawnServer(['--workers', '2', '--metrics', '127.0.0.1:0']);
+for (const engine of [['--engine', 'native'], ['--engine', 'uv', '--uv-mode', 'coalesced']]) test(`--workers 2 ${engine.join(' ')}: clients spread over both workers; every frame reaches every client, unchanged, in order per sender, once`, async (t) => {
+  const server = await spawnServer(['--workers', '2', '--metrics', '127.0.0.1:0', ...engine]);
   t.after(() => stopServe(server.child));
   // src/client verifies sender, order and content of every frame at every client.
   const report = await runClients({ host: '127.0.0.1', port: server.port, clients: 24, messages: 60, size: 200, window: 8, timeoutMs: 30_000 });
