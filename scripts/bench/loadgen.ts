@@ -33,6 +33,8 @@ import { cpuTicks, fdCount, rssKiB } from '../lib/proc.ts';
 export interface LoadSpec {
   host: string;
   port: number;
+  /** Several servers (nodes of one bus): global client i connects to ports[i % ports.length]. */
+  ports?: number[];
   /** Connections. The first `senders` of them send; all of them receive. */
   clients: number;
   senders: number;
@@ -359,7 +361,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
   let handshaking = 0;
   const startConnects = () => {
     while (started < clients && handshaking < concurrency) {
-      const fd = native.connect(spec.host, spec.port);
+      const fd = native.connect(spec.host, spec.ports ? spec.ports[gid[started]! % spec.ports.length]! : spec.port);
       fds[started] = fd;
       connectStart[started] = clock();
       native.setNoDelay(fd, true);

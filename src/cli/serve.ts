@@ -8,11 +8,15 @@ import { parse, parseBytes, parseInteger, UsageError } from './args.js';
 import type { WorkerPool } from '../scale/workers/pool.js';
 import { snapshotOf } from '../metrics/snapshot.js';
 import { parseHostPort, startMetricsServer, type MetricsServer, type MetricsSource } from '../metrics/server.js';
+import { BUS_FLAGS, BUS_USAGE, busOptionsFrom } from '../scale/bus/flags.js';
+import type { FanoutHost } from '../server/fanout.js';
+import type { Bus } from '../scale/bus/index.js';
 
 export const SERVE_USAGE = `mob serve [--host 127.0.0.1] [--port 8000] [--max-frame 16MiB] [--max-conns 10000]
           [--max-output 64MiB] [--max-input-total 1GiB] [--shutdown-timeout 5000] [--reuse-port]
           [--engine native|uv] [--uv-mode corked|coalesced|plain] [--trace[=text|json]]
-          [--workers 1|N|auto] [--metrics HOST:PORT]`;
+          [--workers 1|N|auto] [--metrics HOST:PORT]
+          ${BUS_USAGE}`;
 
 export type Engine = 'native' | 'uv';
 
@@ -33,6 +37,7 @@ export async function serve(argv: string[]): Promise<void> {
     trace: { type: 'string' },
     workers: { type: 'string', default: '1' },
     metrics: { type: 'string' },
+    ...BUS_FLAGS,
   });
   const engine = oneOf<Engine>('engine', values.engine!, ['native', 'uv']);
   const uvMode = oneOf<UvMode>('uv-mode', values['uv-mode']!, ['corked', 'coalesced', 'plain']);
@@ -51,26 +56,36 @@ export async function serve(argv: string[]): Promise<void> {
     explicitMaxConns: values['max-conns'] !== undefined,
     shutdownTimeoutMs: parseInteger('shutdown-timeout', values['shutdown-timeout']!, 0),
   };
+  const busOptions = busOptionsFrom(values);
   const workers = parseWorkers(values.workers!);
   if (workers > 1 && trace !== null) throw new UsageError('--trace follows one loop; it has no meaning with --workers');
   const metricsAt = values.metrics === undefined ? null : parseMetricsAddress(values.metrics);
   let server: MobServer | WorkerPool;
+  let bus: Bus | null = null;
   let metricsSource: MetricsSource;
   if (workers > 1) {
-    // Loaded only here: the node:net engine alone must not need the addon.
+    // Loaded only here: the node:net engine alone must not need the addon. Each worker joins
+    // the bus itself, with this process's node id (SCALE.md), before the pool is ready.
     const { WorkerPool } = await import('../scale/workers/pool.js');
-    const pool = await WorkerPool.start({ workers, server: options, engine: engine === 'uv' ? { engine, uvMode } : { engine }, logLevel: (process.env.MOB_LOG ?? 'info').toLowerCase() }, log);
+    const pool = await WorkerPool.start({ workers, server: options, engine: engine === 'uv' ? { engine, uvMode } : { engine }, logLevel: (process.env.MOB_LOG ?? 'info').toLowerCase(), bus: busOptions }, log);
     pool.onFatal = () => process.exit(1);
     server = pool;
     metricsSource = pool;
   } else {
     const single = await createServer(engine, uvMode, options, log, trace);
+    // On the bus before the 'listening on' line, so clients that wait for it miss no other node's frames.
+    bus = busOptions === null ? null
+      : await (await import('../scale/bus/index.js')).connectBus(single, busOptions, log).catch(async (error: Error) => {
+        await single.close();
+        throw error;
+      });
     server = single;
-    metricsSource = { snapshots: async () => [snapshotOf(single)], figures: () => ({ workers: 1, restarts: 0 }) };
+    const joined = bus;
+    metricsSource = { snapshots: async () => [snapshotOf(single, null, joined?.metrics() ?? null)], figures: () => ({ workers: 1, restarts: 0 }) };
   }
   const metrics = metricsAt === null ? null : await startMetricsServer(metricsAt.host, metricsAt.port, metricsSource, log);
   // Handlers first: a supervisor may signal as soon as it reads the line below.
-  stopOnSignals(server, log, metrics);
+  stopOnSignals(server, log, bus, metrics);
   const { host, port } = server.address;
   const { maxFrame, maxOutput, maxConns } = 'limits' in server ? server.limits : options.limits;
   log.info(`${server.engine} engine${workers > 1 ? ` × ${workers} workers` : ''}; max-frame ${maxFrame} B, max-output ${maxOutput} B, max-conns ${maxConns}${workers > 1 ? ' per worker' : ''}`);
@@ -80,7 +95,7 @@ export async function serve(argv: string[]): Promise<void> {
 
 async function createServer(
   engine: Engine, uvMode: UvMode, options: ServerOptions, log: Logger, trace: 'text' | 'json' | null,
-): Promise<MobServer> {
+): Promise<MobServer & FanoutHost> {
   if (engine === 'uv') {
     if (trace !== null) throw new UsageError('--trace shows the native loop; it has no meaning with --engine uv');
     const { UvServer } = await import('../server/uv/server.js');
@@ -113,7 +128,7 @@ function parseMetricsAddress(text: string): { host: string; port: number } {
   }
 }
 
-function stopOnSignals(server: MobServer | WorkerPool, log: Logger, metrics: MetricsServer | null): void {
+function stopOnSignals(server: MobServer | WorkerPool, log: Logger, bus: { close(): Promise<void> } | null, metrics: MetricsServer | null): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -123,7 +138,8 @@ function stopOnSignals(server: MobServer | WorkerPool, log: Logger, metrics: Met
     stopping = true;
     const clients = 'workers' in server ? `the clients of ${server.workers} workers` : `${server.connections} client(s)`;
     log.info(`${signal}: no longer accepting; closing ${clients}`);
-    void Promise.all([server.close(), metrics?.close()]).then(() => {
+    // The server first (no more local batches), then the bus (publishes what it still keeps).
+    void Promise.all([server.close().then(() => bus?.close()), metrics?.close()]).then(() => {
       log.info('stopped');
       process.exit(0);
     });

@@ -9,6 +9,8 @@ import { checkPayload, fillPayload, PAYLOAD_HEADER } from './payload.js';
 export interface ClientOptions {
   host: string;
   port: number;
+  /** Nodes of one server (--bus): client i connects to ports[i % ports.length] instead of port. */
+  ports?: number[];
   clients: number;
   messages: number;
   /** Payload bytes per frame (at least 8: sender and sequence). */
@@ -53,7 +55,8 @@ class Client {
     this.nextFrom = new Uint32Array(options.clients);
     this.sentAt = new Float64Array(options.messages);
     this.rtt = new Float64Array(options.messages);
-    this.socket = connect({ host: options.host, port: options.port, noDelay: true });
+    const port = options.ports?.length ? options.ports[id % options.ports.length]! : options.port;
+    this.socket = connect({ host: options.host, port, noDelay: true });
     const decoder = new FrameDecoder((body) => this.onFrame(body));
     this.socket.on('data', (chunk: Buffer) => decoder.push(chunk));
     this.socket.on('error', (error) => run.fail(`client ${id}: ${error.message}`));

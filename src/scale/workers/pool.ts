@@ -11,6 +11,7 @@ import type { ServerAddress, ServerOptions } from '../../server/policy.js';
 import type { ServerSnapshot } from '../../metrics/snapshot.js';
 import type { ProcessFigures, WorkerSnapshots } from '../../metrics/prometheus.js';
 import { startThread } from './thread.js';
+import type { BusOptions } from '../bus/index.js';
 import type { FromWorker, LinkEnd, ToWorker, WorkerConfig, WorkerEngine } from './protocol.js';
 
 // Under tsx (tests) this module is worker.ts's sibling source; built, it is worker.js's.
@@ -25,6 +26,8 @@ export interface PoolOptions {
   linkBound?: number;
   /** A worker did not answer a snapshot request within this (then it counts as down). */
   snapshotTimeoutMs?: number;
+  /** --bus, joined by every worker (same node id). */
+  bus?: BusOptions | null;
 }
 
 /** More deaths than this within RESTART_WINDOW_MS: the pool gives up (onFatal). */
@@ -178,6 +181,7 @@ export class WorkerPool {
       outbound,
       inbound,
       linkBound: this.linkBound,
+      bus: this.options.bus ?? null,
     };
     const worker = startThread(workerEntry, { workerData: config });
     const slot: Slot = { index, worker, ready: false, gone: false };

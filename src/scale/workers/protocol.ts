@@ -2,6 +2,7 @@
 // message ports. Control only: frames never travel here, they go over the peer links.
 import type { ServerOptions } from '../../server/policy.js';
 import type { ServerSnapshot } from '../../metrics/snapshot.js';
+import type { BusOptions } from '../bus/index.js';
 
 export type WorkerEngine = { engine: 'native' } | { engine: 'uv'; uvMode: 'plain' | 'corked' | 'coalesced' };
 
@@ -23,6 +24,9 @@ export interface WorkerConfig {
   inbound: LinkEnd[];
   /** Bytes a peer may leave unread on its link before the link is cut (see docs/scaling.md). */
   linkBound: number;
+  /** --bus: every worker joins it with the process's one node id, so it skips its siblings'
+   *  entries (those came over the links) and each frame reaches each client once. */
+  bus: BusOptions | null;
 }
 
 export type ToWorker =

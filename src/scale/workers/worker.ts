@@ -38,11 +38,12 @@ const server = await createServer();
 const links = new Links(server, config.linkBound, log, (peer, queued) => post({ type: 'link-cut', peer, queued }));
 for (const end of config.outbound) links.addOutbound(end.peer, end.fd);
 for (const end of config.inbound) links.addInbound(end.peer, end.fd);
+const bus = config.bus === null ? null : await (await import('../bus/index.js')).connectBus(server, config.bus, log);
 
 port.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'snapshot':
-      post({ type: 'snapshot', id: message.id, snapshot: snapshotOf(server, links.snapshot()) });
+      post({ type: 'snapshot', id: message.id, snapshot: snapshotOf(server, links.snapshot(), bus?.metrics() ?? null) });
       return;
     case 'relink':
       if (message.lost) server.dropAllClients(`frames from worker ${message.peer}'s clients were lost: this worker fell behind on its link`);
@@ -53,7 +54,8 @@ port.on('message', (message: ToWorker) => {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, message.ms);
       return;
     case 'close':
-      void server.close().then(() => {
+      // The server first (no more local batches), then the bus (publishes what it still keeps).
+      void server.close().then(() => bus?.close()).then(() => {
         links.close();
         post({ type: 'closed' });
         port.close();

@@ -1,0 +1,51 @@
+// `mob serve --bus URL [--bus-retention N] [--bus-backlog BYTES]`: the flags and their checks, in
+// one place for the single-process server and for the workers (each worker connects itself,
+// with the process's node id: SCALE.md). Light on purpose: the Redis client loads only with --bus.
+import { parseBytes, parseInteger, UsageError } from '../../cli/args.js';
+import { BusUrlError, parseBusUrl } from './url.js';
+import { randomUUID } from 'node:crypto';
+import type { BusOptions } from './index.js';
+
+export const DEFAULT_RETENTION = 100_000;
+export const DEFAULT_BACKLOG_BYTES = 64 * 1024 * 1024;
+
+/** One per process, shared by its workers. */
+export function newNodeId(): string {
+  return randomUUID();
+}
+
+export const BUS_USAGE = '[--bus redis://[user:pass@]host:port[/db] [--bus-retention 100000] [--bus-backlog 64MiB]]';
+
+export const BUS_FLAGS = {
+  bus: { type: 'string' },
+  'bus-retention': { type: 'string' },
+  'bus-backlog': { type: 'string' },
+} as const;
+
+export interface BusFlagValues {
+  bus?: string | undefined;
+  'bus-retention'?: string | undefined;
+  'bus-backlog'?: string | undefined;
+}
+
+/** The bus options the flags ask for (a fresh node id), or null without --bus. */
+export function busOptionsFrom(values: BusFlagValues): BusOptions | null {
+  if (values.bus === undefined) {
+    for (const flag of ['bus-retention', 'bus-backlog'] as const) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} has no meaning without --bus`);
+    }
+    return null;
+  }
+  try {
+    parseBusUrl(values.bus);
+  } catch (error) {
+    if (error instanceof BusUrlError) throw new UsageError(error.message);
+    throw error;
+  }
+  return {
+    url: values.bus,
+    nodeId: newNodeId(),
+    maxLen: values['bus-retention'] === undefined ? DEFAULT_RETENTION : parseInteger('bus-retention', values['bus-retention'], 1),
+    backlogBytes: values['bus-backlog'] === undefined ? DEFAULT_BACKLOG_BYTES : parseBytes('bus-backlog', values['bus-backlog']),
+  };
+}

@@ -1,0 +1,123 @@
+// The publishing half: local batches, copied out of the arena (the seam's rule), wait in a
+// bounded backlog until an XADD has them in Redis. One XADD is in flight at a time and carries
+// everything that queued meanwhile (up to MAX_ENTRY_BYTES), so entries grow with load instead of
+// one per batch. While Redis is down the backlog keeps filling; past its bound publish() says no
+// and the host disconnects those senders.
+import type { Logger } from '../../log.js';
+import type { BusConnection, BusSide } from './connection.js';
+import { FIELD } from './stream.js';
+
+/** An entry this large is sent on its own; more waiting batches go in the next one. */
+const MAX_ENTRY_BYTES = 1 << 20;
+const RETRY_DELAY_MS = 200;
+
+interface PendingEntry {
+  sequence: number;
+  data: Buffer;
+  /** Backlog batches it carries (removed once Redis has the entry). */
+  batches: number;
+}
+
+export class StreamWriter {
+  private readonly backlog: Buffer[] = [];
+  private bytes = 0;
+  private pending: PendingEntry | null = null;
+  private sequence = 0;
+  private flushing = false;
+  private closed = false;
+  private refusedSince = 0;
+  published = 0;
+  refused = 0;
+
+  private readonly connection: BusConnection;
+  private readonly log: Logger;
+  private readonly display: string;
+
+  constructor(
+    private readonly side: BusSide,
+    readonly publisherId: string,
+    private readonly maxLen: number,
+    private readonly backlogLimit: number,
+  ) {
+    ({ connection: this.connection, log: this.log, display: this.display } = side);
+  }
+
+  /** Bytes taken from local senders and not yet in Redis. */
+  get backlogBytes(): number {
+    return this.bytes;
+  }
+
+  publish(frames: Buffer, start: number, end: number): boolean {
+    const length = end - start;
+    if (length <= 0) return true;
+    if (this.bytes + length > this.backlogLimit) {
+      if (this.refused++ === 0 || Date.now() - this.refusedSince > 10_000) {
+        this.log.warn(`bus ${this.display}: ${this.bytes} B not yet published (bound ${this.backlogLimit} B, --bus-backlog): refusing new frames; their senders are disconnected`);
+        this.refusedSince = Date.now();
+      }
+      return false;
+    }
+    const copy = Buffer.allocUnsafe(length);
+    frames.copy(copy, 0, start, end);
+    this.backlog.push(copy);
+    this.bytes += length;
+    if (!this.flushing) void this.flush();
+    return true;
+  }
+
+  /** Resolves once the backlog is empty or `deadline` (ms epoch) passes. */
+  async drain(deadline: number): Promise<void> {
+    while (this.bytes > 0 && Date.now() < deadline && !this.closed) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (!this.closed && (this.pending !== null || this.backlog.length > 0)) {
+        const entry = this.pending ?? (this.pending = this.nextEntry());
+        try {
+          await this.connection.ready();
+          await this.connection.redis.callBuffer(
+            'XADD', this.side.stream, 'MAXLEN', '~', this.maxLen, '*',
+            FIELD.node, this.side.nodeId, FIELD.publisher, this.publisherId,
+            FIELD.sequence, entry.sequence, FIELD.frames, entry.data,
+          );
+        } catch (error) {
+          if (this.closed) return;
+          // Connection errors: ready() waits for the client's reconnect. Anything else (OOM,
+          // WRONGTYPE) is retried after a pause; the backlog's bound still protects memory.
+          if (this.connection.redis.status === 'ready') {
+            this.log.warn(`bus ${this.display}: XADD failed: ${(error as Error).message}; retrying`);
+            await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
+          }
+          continue;
+        }
+        this.backlog.splice(0, entry.batches);
+        this.bytes -= entry.data.length;
+        this.pending = null;
+        this.published++;
+      }
+    } catch {
+      // ready() rejects once closed: nothing left to do.
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private nextEntry(): PendingEntry {
+    let batches = 1;
+    let size = this.backlog[0]!.length;
+    while (batches < this.backlog.length && size + this.backlog[batches]!.length <= MAX_ENTRY_BYTES) {
+      size += this.backlog[batches]!.length;
+      batches++;
+    }
+    const data = batches === 1 ? this.backlog[0]! : Buffer.concat(this.backlog.slice(0, batches), size);
+    return { sequence: ++this.sequence, data, batches };
+  }
+}
