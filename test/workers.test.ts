@@ -10,6 +10,7 @@ import type { ServerSnapshot } from '../src/metrics/snapshot.ts';
 import { exitOf, quietLog, spawnServer, TestClient, waitFor } from './helpers.ts';
 import { scrapeUntil, sum } from './metrics-scrape.ts';
 import { stopServe } from '../scripts/lib/serve-process.ts';
+import { RedisServer, redisSkip } from './redis.ts';
 
 function startPool(workers: number, maxOutput = DEFAULT_LIMITS.maxOutput, linkBound?: number): Promise<WorkerPool> {
   return WorkerPool.start({
@@ -163,5 +164,30 @@ test('SIGTERM with --workers 2: every worker drains its clients, the process exi
     assert.match(server.stderr(), /stopped/);
   } finally {
     server.child.kill('SIGKILL');
+  }
+});
+
+test('--workers 2 --bus: 2 nodes × 2 workers on one Redis are one server; bus figures in the metrics', { skip: redisSkip }, async (t) => {
+  const redis = await RedisServer.start();
+  t.after(() => redis.close());
+  const nodes = [
+    await spawnServer(['--workers', '2', '--bus', redis.url, '--metrics', '127.0.0.1:0']),
+    await spawnServer(['--workers', '2', '--bus', redis.url, '--metrics', '127.0.0.1:0']),
+  ];
+  t.after(async () => {
+    for (const node of nodes) await stopServe(node.child);
+  });
+  const report = await runClients({
+    host: '127.0.0.1', port: nodes[0]!.port, ports: nodes.map((n) => n.port),
+    clients: 16, messages: 100, size: 100, window: 8, timeoutMs: 30_000,
+  });
+  assert.deepEqual(report.errors, []);
+  assert.ok(report.ok, `received ${report.received} of ${report.expected}, ${report.outOfOrder} out of order, ${report.corrupt} corrupt`);
+  for (const node of nodes) {
+    const samples = await scrapeUntil(node, (m) => sum(m, 'mob_connections') === 0, 'the clients gone');
+    // Each worker joined the bus itself.
+    assert.equal(sum(samples, 'mob_bus_connected'), 2);
+    assert.equal(sum(samples, 'mob_bus_reconnects_total'), 0);
+    assert.ok([0, 1].every((w) => sum(samples, 'mob_connections_accepted_total', `worker="${w}"`) > 0), 'both workers of each node got clients');
   }
 });
