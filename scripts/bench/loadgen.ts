@@ -28,7 +28,7 @@ import { writeSync } from 'node:fs';
 import { native } from '../../src/native/binding.ts';
 import { Events, Interest, Poll, Ready, Trigger } from '../../src/poll/index.ts';
 import { Histogram, sharedClockOffset, type HistogramBuckets } from './histogram.ts';
-import { fdCount, rssKiB } from '../lib/proc.ts';
+import { cpuTicks, fdCount, rssKiB } from '../lib/proc.ts';
 
 export interface LoadSpec {
   host: string;
@@ -90,6 +90,9 @@ export interface LoadResult {
   genCpus?: number[];
   /** Generator processes. */
   procs?: number;
+  /** Server CPU (user + system, all its threads) over the measured interval, in seconds, read
+   *  from /proc by generator process 0 at the interval's edges (10 ms ticks). */
+  serverCpuSec?: number;
 }
 
 const SYN_RETRANSMIT_MS = 900;
@@ -153,7 +156,9 @@ export function runLoad(spec: LoadSpec): LoadResult {
   const refillAt = window - Math.max(1, window >> 1);
 
   // The read buffer, 8-byte aligned, with u32 and f64 views.
-  const arrayBuffer = new ArrayBuffer(READ_BUFFER);
+  // Room for two whole frames at least: a large frame is checked in place, never split.
+  const readBufferBytes = Math.max(READ_BUFFER, 2 * frameBytes + 8);
+  const arrayBuffer = new ArrayBuffer(readBufferBytes);
   const rbuf = Buffer.from(arrayBuffer);
   const w32 = new Uint32Array(arrayBuffer);
   const f64 = new Float64Array(arrayBuffer);
@@ -273,7 +278,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
     for (;;) {
       let tail = stashLength[r]!;
       if (tail > 0) stash[r]!.copy(rbuf, 0, 0, tail);
-      const n = native.read(fd, rbuf, tail, READ_BUFFER - tail);
+      const n = native.read(fd, rbuf, tail, readBufferBytes - tail);
       if (n > 0) {
         const end = tail + n;
         const now = clock();
@@ -287,7 +292,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
         // Edge-triggered epoll: a short read of a stream socket means it is drained, and data
         // arriving later raises a new edge, so the EAGAIN read is skipped (not so on kqueue
         // emulations, which may report less than is there).
-        if (skipEagainRead && n < READ_BUFFER - (end - n)) return;
+        if (skipEagainRead && n < readBufferBytes - (end - n)) return;
         continue;
       }
       if (n === -EAGAIN) return;
@@ -458,6 +463,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
   let measuredMs = 0;
   let cpu = 0;
   let sentInMeasure = 0;
+  let serverTicks = NaN;
   if (errors.length === 0 && !spec.idle && senders > 0) {
     const measureFrom = startAt + spec.warmupMs;
     const measureTo = measureFrom + spec.measureMs;
@@ -466,6 +472,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
       // spin the last millisecond
     }
     let cpuStart: NodeJS.CpuUsage | null = null;
+    const watchServer = spec.serverPid !== undefined && proc === 0;
     let sentAtStart = 0;
     let now = clock();
     for (let s = 0; s < localSenders; s++) pump(s, now);
@@ -475,12 +482,16 @@ export function runLoad(spec: LoadSpec): LoadResult {
       if (!measuring && now >= measureFrom && now < measureTo) {
         measuring = true;
         cpuStart = process.cpuUsage();
+        if (watchServer) serverTicks = -cpuTicks(spec.serverPid!);
         sentAtStart = sentTotal;
         measuredMs = -now;
       }
       for (let s = 0; s < localSenders; s++) if (inflight[s]! <= refillAt) pump(s, now);
     }
-    if (measuring) measuredMs += now;
+    if (measuring) {
+      measuredMs += now;
+      if (watchServer) serverTicks += cpuTicks(spec.serverPid!);
+    }
     measuring = false;
     sentInMeasure = sentTotal - sentAtStart;
     if (cpuStart !== null) {
@@ -538,6 +549,7 @@ export function runLoad(spec: LoadSpec): LoadResult {
     genCpu: cpu,
     genCpus: [cpu],
     procs: 1,
+    ...(Number.isFinite(serverTicks) ? { serverCpuSec: serverTicks / 100 } : {}),
   };
 }
 

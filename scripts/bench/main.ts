@@ -32,18 +32,24 @@ const ENGINES = [
   { name: 'uv-corked', args: ['--engine', 'uv', '--uv-mode', 'corked'] },
   { name: 'uv-coalesced', args: ['--engine', 'uv', '--uv-mode', 'coalesced'] },
   { name: 'uv-plain', args: ['--engine', 'uv', '--uv-mode', 'plain'] },
+  // Only in the scenarios that name it (Scenario.engines): the same server on 2 worker threads.
+  { name: 'native-w2', args: ['--engine', 'native', '--workers', '2'] },
 ] as const;
+/** What a scenario runs unless it names its engines. */
+const DEFAULT_ENGINES: readonly EngineName[] = ['native', 'uv-corked', 'uv-coalesced', 'uv-plain'];
+const enginesOf = (scenario: Scenario) => ENGINES.filter((e) => (scenario.engines ?? DEFAULT_ENGINES).includes(e.name));
 type EngineName = (typeof ENGINES)[number]['name'];
 
 interface Scenario {
   id: string;
-  group: 'fan-out' | 'scale' | 'round trip' | 'idle';
+  group: 'fan-out' | 'scale' | 'round trip' | 'idle' | 'workers' | 'large';
   label: string;
   clients: number;
   senders: number;
   payload: number;
   window: number;
   idle?: boolean;
+  engines?: readonly EngineName[];
 }
 
 interface Run {
@@ -86,6 +92,13 @@ const scenarios: Scenario[] = [
   fan(500, 1, 256),
   ...(full ? [10, 100, 1000, 5000] : [10, 100, 1000]).map((c) => fan(c, Math.min(c, 4), 64, 'scale')),
   { id: 'roundtrip', group: 'round trip' as const, label: '1 client, window 1, 64 B', clients: 1, senders: 1, payload: 64, window: 1 },
+  // Many cores (#8): one worker against two, same clients; the figure that carries to big hosts
+  // is the server CPU per delivered frame, not frames/s on this 2-core box.
+  { ...fan(10, 10, 64), id: 'workers-10x10-64B', group: 'workers' as const, engines: ['native', 'native-w2'] as const },
+  { ...fan(100, 4, 64), id: 'workers-100x4-64B', group: 'workers' as const, engines: ['native', 'native-w2'] as const },
+  // Large frames (#8): 10 clients × 2 senders; native against node:net, coalesced included.
+  { ...fan(10, 2, 64 * 1024), id: 'large-10x2-64KiB', group: 'large' as const, label: '10 clients × 2 senders, 64 KiB', window: 8, engines: ['native', 'uv-corked', 'uv-coalesced'] as const },
+  { ...fan(10, 2, 1024 * 1024), id: 'large-10x2-1MiB', group: 'large' as const, label: '10 clients × 2 senders, 1 MiB', window: 4, engines: ['native', 'uv-corked', 'uv-coalesced'] as const },
   { id: `idle-${full ? 10000 : 5000}`, group: 'idle' as const, label: `${full ? '10,000' : '5,000'} idle clients, then one broadcast`, clients: full ? 10_000 : 5_000, senders: 0, payload: 64, window: 1, idle: true },
 ].filter((s) => !opts.only || s.id.includes(opts.only));
 
@@ -209,6 +222,7 @@ function merge(spec: LoadSpec, parts: LoadResult[], errors: string[]): LoadResul
     genCpu: Math.max(0, ...genCpus),
     genCpus,
     procs: parts.length,
+    ...(parts.some((p) => p.serverCpuSec !== undefined) ? { serverCpuSec: parts.find((p) => p.serverCpuSec !== undefined)!.serverCpuSec! } : {}),
   };
 }
 
@@ -241,7 +255,7 @@ async function runOne(scenario: Scenario, engine: (typeof ENGINES)[number], roun
 
 // --- progress ------------------------------------------------------------------------
 
-const totalSteps = scenarios.length * rounds * ENGINES.length;
+const totalSteps = scenarios.reduce((n, s) => n + enginesOf(s).length, 0) * rounds;
 let step = 0;
 const began = performance.now();
 function progress(what: string): void {
@@ -267,11 +281,18 @@ interface Summary {
   p99: number;
   p999: number;
   serverCpu: number;
+  /** Server CPU time (user + system, all threads) per delivered frame over the measured
+   *  interval, in ns: on 2 cores this, not frames/s, is the figure that carries to big hosts. */
+  nsPerFrame: number;
   /** The busiest generator process's CPU, and each one's (fractions of a core). */
   genCpu: number;
   genCpus: number[];
   synRetransmits: number;
   idle?: LoadResult['idle'];
+}
+
+function nsPerFrame(result: LoadResult): number {
+  return result.serverCpuSec !== undefined && result.delivered > 0 ? (result.serverCpuSec * 1e9) / result.delivered : NaN;
 }
 
 function median<T>(items: T[], key: (t: T) => number): T {
@@ -282,7 +303,7 @@ function median<T>(items: T[], key: (t: T) => number): T {
 function summarize(runs: Run[]): Summary[] {
   const out: Summary[] = [];
   for (const scenario of scenarios) {
-    for (const engine of ENGINES) {
+    for (const engine of enginesOf(scenario)) {
       const mine = runs.filter((r) => r.scenario === scenario.id && r.engine === engine.name);
       if (mine.length === 0) continue;
       const ok = mine.every((r) => r.result.ok);
@@ -297,6 +318,8 @@ function summarize(runs: Run[]): Summary[] {
         p99: pick.result.latencyMs.p99,
         p999: pick.result.latencyMs.p999,
         serverCpu: pick.serverCpu,
+        // Its own median over the rounds: a CPU figure need not come from the median-rate run.
+        nsPerFrame: nsPerFrame(median(mine, (r) => nsPerFrame(r.result)).result),
         genCpu: pick.result.genCpu,
         genCpus: pick.result.genCpus ?? [pick.result.genCpu],
         synRetransmits: Math.max(...mine.map((r) => r.result.synRetransmits)),
@@ -314,8 +337,8 @@ const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a / b) ? `${(a
 
 function table(summaries: Summary[]): { text: string; markdown: string } {
   const rows: string[][] = [];
-  const header = ['scenario', 'engine', 'frames/s', 'MB/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'native ×', 'server CPU', 'gen CPU', 'ok'];
-  const idleHeader = ['scenario', 'engine', 'anon RSS/conn', 'total RSS/conn', 'broadcast ms', 'SYN waits', '', 'native ×', 'server CPU', '', 'ok'];
+  const header = ['scenario', 'engine', 'frames/s', 'MB/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'native ×', 'server CPU', 'CPU ns/frame', 'gen CPU', 'ok'];
+  const idleHeader = ['scenario', 'engine', 'anon RSS/conn', 'total RSS/conn', 'broadcast ms', 'SYN waits', '', 'native ×', 'server CPU', '', '', 'ok'];
   // Each generator process's CPU over the measured interval: near 100% means it was saturated.
   const gen = (s: Summary) => (s.genCpus.length > 0 && s.genCpus.some((c) => c > 0) ? `${s.genCpus.map((c) => (c * 100).toFixed(0)).join('/')}%` : '-');
   const find = (id: string, engine: EngineName) => summaries.find((s) => s.scenario.id === id && s.engine === engine);
@@ -323,10 +346,10 @@ function table(summaries: Summary[]): { text: string; markdown: string } {
     const nat = find(s.scenario.id, 'native');
     if (s.scenario.idle) {
       rows.push([s.scenario.label, s.engine, s.idle ? `${(s.idle.rssPerConnBytes / 1024).toFixed(2)} KiB` : '-', s.idle ? `${(s.idle.totalRssPerConnBytes / 1024).toFixed(2)} KiB` : '-', s.idle ? ms(s.idle.broadcastMs) : '-', String(s.synRetransmits), '',
-        s.engine === 'native' || !nat?.idle || !s.idle ? '' : `${ratio(s.idle.rssPerConnBytes, nat.idle.rssPerConnBytes)} less RAM`, `${(s.serverCpu * 100).toFixed(0)}%`, '', s.ok ? 'yes' : 'NO']);
+        s.engine === 'native' || !nat?.idle || !s.idle ? '' : `${ratio(s.idle.rssPerConnBytes, nat.idle.rssPerConnBytes)} less RAM`, `${(s.serverCpu * 100).toFixed(0)}%`, '', '', s.ok ? 'yes' : 'NO']);
     } else {
       rows.push([s.scenario.label, s.engine, formatRate(s.framesPerSec), s.mbPerSec.toFixed(0), ms(s.p50), ms(s.p99), ms(s.p999),
-        s.engine === 'native' || !nat ? '' : ratio(nat.framesPerSec, s.framesPerSec), `${(s.serverCpu * 100).toFixed(0)}%`, gen(s), s.ok ? 'yes' : 'NO']);
+        s.engine === 'native' || !nat ? '' : ratio(nat.framesPerSec, s.framesPerSec), `${(s.serverCpu * 100).toFixed(0)}%`, Number.isFinite(s.nsPerFrame) ? s.nsPerFrame.toFixed(0) : '-', gen(s), s.ok ? 'yes' : 'NO']);
     }
   }
   const widths = header.map((h, i) => Math.max(h.length, idleHeader[i]!.length, ...rows.map((r) => r[i]!.length)));
@@ -375,6 +398,21 @@ function targets(summaries: Summary[]): Target[] {
     const c = get('fanout-500x1-256B', 'uv-corked');
     if (n && c) out.push({ name: 'fanout-500x1-256B: native ≥ 1.3× uv-corked', pass: n.framesPerSec / c.framesPerSec >= 1.3, detail: `${(n.framesPerSec / c.framesPerSec).toFixed(2)}×` });
   }
+  for (const id of ['workers-10x10-64B', 'workers-100x4-64B']) {
+    const one = get(id, 'native');
+    const two = get(id, 'native-w2');
+    if (!one || !two) continue;
+    const rate = two.framesPerSec / one.framesPerSec;
+    const cost = two.nsPerFrame / one.nsPerFrame;
+    out.push({ name: `${id}: --workers 2 ≥ 0.9× one worker's frames/s`, pass: rate >= 0.9, detail: `${rate.toFixed(2)}×` });
+    out.push({ name: `${id}: --workers 2 ≤ 1.15× one worker's CPU per delivered frame`, pass: cost <= 1.15, detail: `${cost.toFixed(2)}× (${two.nsPerFrame.toFixed(0)} vs ${one.nsPerFrame.toFixed(0)} ns/frame)` });
+  }
+  for (const id of ['large-10x2-64KiB', 'large-10x2-1MiB']) {
+    const n = get(id, 'native');
+    const k = get(id, 'uv-coalesced');
+    if (!n || !k) continue;
+    out.push({ name: `${id}: native ≥ 1.0× uv-coalesced`, pass: n.framesPerSec >= k.framesPerSec, detail: `${(n.framesPerSec / k.framesPerSec).toFixed(2)}×, CPU ${n.nsPerFrame.toFixed(0)} vs ${k.nsPerFrame.toFixed(0)} ns/frame` });
+  }
   const idle = summaries.find((s) => s.scenario.idle && s.engine === 'native');
   if (idle?.idle) {
     out.push({ name: `${idle.scenario.clients} idle: native ≤ 1 KiB RSS (anonymous) per connection`, pass: idle.idle.rssPerConnBytes <= 1024, detail: `${(idle.idle.rssPerConnBytes / 1024).toFixed(2)} KiB` });
@@ -390,7 +428,7 @@ async function main(): Promise<void> {
   const runs: Run[] = [];
   for (const scenario of scenarios) {
     for (let round = 0; round < rounds; round++) {
-      for (const engine of ENGINES) {
+      for (const engine of enginesOf(scenario)) {
         progress(`${scenario.id} ${engine.name} (round ${round + 1}/${rounds})`);
         try {
           runs.push(await runOne(scenario, engine, round));

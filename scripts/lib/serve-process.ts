@@ -10,6 +10,8 @@ export interface ServeProcess {
   port: number;
   /** Everything the server wrote to stderr so far. */
   stderr: () => string;
+  /** And to stdout ("metrics on …", "listening on …"). */
+  stdout: () => string;
 }
 
 export interface ServeOptions {
@@ -36,7 +38,7 @@ export function spawnServe(args: string[], options: ServeOptions = {}): Promise<
       const match = /listening on .*:(\d+)/.exec(stdout);
       if (match) {
         clearTimeout(timer);
-        resolve({ child, port: Number(match[1]), stderr: () => stderr });
+        resolve({ child, port: Number(match[1]), stderr: () => stderr, stdout: () => stdout });
       }
     });
     child.once('exit', (code) => {

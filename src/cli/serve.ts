@@ -1,15 +1,21 @@
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { lookup } from 'node:dns/promises';
 import { Logger } from '../log.js';
 import { DEFAULT_LIMITS, type MobServer, type ServerOptions } from '../server/policy.js';
 import type { UvMode } from '../server/uv/server.js';
 import { parse, parseBytes, parseInteger, UsageError } from './args.js';
+import type { WorkerPool } from '../scale/workers/pool.js';
+import { snapshotOf } from '../metrics/snapshot.js';
+import { parseHostPort, startMetricsServer, type MetricsServer, type MetricsSource } from '../metrics/server.js';
 import { BUS_FLAGS, BUS_USAGE, busOptionsFrom } from '../scale/bus/flags.js';
 import type { FanoutHost } from '../server/fanout.js';
+import type { Bus } from '../scale/bus/index.js';
 
 export const SERVE_USAGE = `mob serve [--host 127.0.0.1] [--port 8000] [--max-frame 16MiB] [--max-conns 10000]
           [--max-output 64MiB] [--max-input-total 1GiB] [--shutdown-timeout 5000] [--reuse-port]
           [--engine native|uv] [--uv-mode corked|coalesced|plain] [--trace[=text|json]]
+          [--workers 1|N|auto] [--metrics HOST:PORT]
           ${BUS_USAGE}`;
 
 export type Engine = 'native' | 'uv';
@@ -29,6 +35,8 @@ export async function serve(argv: string[]): Promise<void> {
     engine: { type: 'string', default: 'native' },
     'uv-mode': { type: 'string', default: 'corked' },
     trace: { type: 'string' },
+    workers: { type: 'string', default: '1' },
+    metrics: { type: 'string' },
     ...BUS_FLAGS,
   });
   const engine = oneOf<Engine>('engine', values.engine!, ['native', 'uv']);
@@ -49,18 +57,39 @@ export async function serve(argv: string[]): Promise<void> {
     shutdownTimeoutMs: parseInteger('shutdown-timeout', values['shutdown-timeout']!, 0),
   };
   const busOptions = busOptionsFrom(values);
-  const server = await createServer(engine, uvMode, options, log, trace);
-  // On the bus before the 'listening on' line, so clients that wait for it miss no other node's frames.
-  const bus = busOptions === null ? null
-    : await (await import('../scale/bus/index.js')).connectBus(server, busOptions, log).catch(async (error: Error) => {
-      await server.close();
-      throw error;
-    });
+  const workers = parseWorkers(values.workers!);
+  if (workers > 1 && trace !== null) throw new UsageError('--trace follows one loop; it has no meaning with --workers');
+  const metricsAt = values.metrics === undefined ? null : parseMetricsAddress(values.metrics);
+  let server: MobServer | WorkerPool;
+  let bus: Bus | null = null;
+  let metricsSource: MetricsSource;
+  if (workers > 1) {
+    // Loaded only here: the node:net engine alone must not need the addon. Each worker joins
+    // the bus itself, with this process's node id (SCALE.md), before the pool is ready.
+    const { WorkerPool } = await import('../scale/workers/pool.js');
+    const pool = await WorkerPool.start({ workers, server: options, engine: engine === 'uv' ? { engine, uvMode } : { engine }, logLevel: (process.env.MOB_LOG ?? 'info').toLowerCase(), bus: busOptions }, log);
+    pool.onFatal = () => process.exit(1);
+    server = pool;
+    metricsSource = pool;
+  } else {
+    const single = await createServer(engine, uvMode, options, log, trace);
+    // On the bus before the 'listening on' line, so clients that wait for it miss no other node's frames.
+    bus = busOptions === null ? null
+      : await (await import('../scale/bus/index.js')).connectBus(single, busOptions, log).catch(async (error: Error) => {
+        await single.close();
+        throw error;
+      });
+    server = single;
+    const joined = bus;
+    metricsSource = { snapshots: async () => [snapshotOf(single, null, joined?.metrics() ?? null)], figures: () => ({ workers: 1, restarts: 0 }) };
+  }
+  const metrics = metricsAt === null ? null : await startMetricsServer(metricsAt.host, metricsAt.port, metricsSource, log);
   // Handlers first: a supervisor may signal as soon as it reads the line below.
-  stopOnSignals(server, log, bus);
+  stopOnSignals(server, log, bus, metrics);
   const { host, port } = server.address;
-  const { maxFrame, maxOutput, maxConns } = server.limits;
-  log.info(`${server.engine} engine; max-frame ${maxFrame} B, max-output ${maxOutput} B, max-conns ${maxConns}`);
+  const { maxFrame, maxOutput, maxConns } = 'limits' in server ? server.limits : options.limits;
+  log.info(`${server.engine} engine${workers > 1 ? ` × ${workers} workers` : ''}; max-frame ${maxFrame} B, max-output ${maxOutput} B, max-conns ${maxConns}${workers > 1 ? ' per worker' : ''}`);
+  if (metrics !== null) process.stdout.write(`metrics on http://${isIP(metrics.host) === 6 ? `[${metrics.host}]` : metrics.host}:${metrics.port}/metrics\n`);
   process.stdout.write(`listening on ${isIP(host) === 6 ? `[${host}]` : host}:${port}\n`);
 }
 
@@ -86,7 +115,20 @@ function oneOf<T extends string>(flag: string, value: string, allowed: readonly 
   return value as T;
 }
 
-function stopOnSignals(server: MobServer, log: Logger, bus: { close(): Promise<void> } | null): void {
+/** `--workers 1|N|auto`: auto is one per core the process may use. */
+function parseWorkers(text: string): number {
+  return text === 'auto' ? availableParallelism() : parseInteger('workers', text, 1, 1024);
+}
+
+function parseMetricsAddress(text: string): { host: string; port: number } {
+  try {
+    return parseHostPort(text);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function stopOnSignals(server: MobServer | WorkerPool, log: Logger, bus: { close(): Promise<void> } | null, metrics: MetricsServer | null): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -94,9 +136,10 @@ function stopOnSignals(server: MobServer, log: Logger, bus: { close(): Promise<v
       process.exit(1);
     }
     stopping = true;
-    log.info(`${signal}: no longer accepting; closing ${server.connections} client(s)`);
+    const clients = 'workers' in server ? `the clients of ${server.workers} workers` : `${server.connections} client(s)`;
+    log.info(`${signal}: no longer accepting; closing ${clients}`);
     // The server first (no more local batches), then the bus (publishes what it still keeps).
-    void server.close().then(() => bus?.close()).then(() => {
+    void Promise.all([server.close().then(() => bus?.close()), metrics?.close()]).then(() => {
       log.info('stopped');
       process.exit(0);
     });

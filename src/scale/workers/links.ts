@@ -1,0 +1,290 @@
+// Peer links: how a worker's batches reach the other workers' clients. Each ordered pair of
+// workers (A → B) has its own socketpair, used in one direction only, so that a link cut hurts
+// only the receiving side (see docs/scaling.md). A worker watches its link ends on a Poll of its
+// own (one more epoll/kqueue descriptor beside its server's), edge-triggered like the server's.
+//
+// Outbound (a Relay): a batch goes out as it is, one contiguous block of wire-format frames, in
+// one write; what the kernel does not take is copied (the batch is arena memory, reused once
+// publish returns) and written on WRITABLE. Past `bound` queued bytes the peer is not reading:
+// the link is cut, and the supervisor tells the peer, which disconnects its clients (they missed
+// frames) and gets a fresh link.
+//
+// Inbound: read into a buffer that is never written twice (the server keeps views of what it is
+// handed: FanoutHost.deliver takes ownership), and every read's complete frames are delivered
+// as one region. No frame is parsed beyond its length prefix, none is copied but the tail of an
+// incomplete one when the buffer is replaced.
+import { native } from '../../native/binding.js';
+import { Events, Interest, Poll, Ready, Trigger } from '../../poll/index.js';
+import { FrameScan, scanFrames } from '../../protocol/frame.js';
+import type { FanoutHost, Relay } from '../../server/fanout.js';
+import type { LinkFigures } from '../../metrics/snapshot.js';
+import type { Logger } from '../../log.js';
+
+const { EAGAIN, EINTR } = native.errno;
+const SHORT_READ_DRAINS = native.backend === 'epoll';
+/** Inbound buffer size; a larger frame gets a buffer of its own size. */
+const INBOUND_BUFFER = 1024 * 1024;
+/** Smallest read worth a syscall; below it the inbound buffer is replaced. */
+const MIN_READ = 64 * 1024;
+/** Bytes read from one link per turn of the loop before the others and the server get a turn. */
+const READ_BUDGET = 1024 * 1024;
+
+class Outbound implements Relay {
+  readonly name: string;
+  private queue: Buffer[] = [];
+  private head = 0;
+  queuedBytes = 0;
+  cut = false;
+
+  constructor(readonly peer: number, readonly fd: number, readonly token: number, private readonly links: Links) {
+    this.name = `worker ${peer}`;
+  }
+
+  /** Always true: a peer that cannot keep up is the peer's clients' loss, not this worker's
+   *  senders' (returning false would disconnect them). */
+  publish(frames: Buffer, start: number, end: number): boolean {
+    if (this.cut) return true;
+    if (this.queuedBytes === 0) {
+      for (;;) {
+        const n = native.write(this.fd, frames, start, end - start);
+        if (n >= 0) start += n;
+        else if (n === -EINTR) continue;
+        else if (n !== -EAGAIN) return this.broken(n), true;
+        break;
+      }
+      if (start === end) return true;
+    }
+    if (this.queuedBytes + (end - start) > this.links.bound) {
+      this.links.cutOutbound(this, this.queuedBytes + (end - start));
+      return true;
+    }
+    const copy = Buffer.allocUnsafeSlow(end - start);
+    frames.copy(copy, 0, start, end);
+    this.queue.push(copy);
+    this.queuedBytes += copy.length;
+    return true;
+  }
+
+  /** On WRITABLE: write the queue until it is empty or EAGAIN. */
+  flush(): void {
+    while (this.queuedBytes > 0 && !this.cut) {
+      const pending = this.head === 0 ? this.queue : this.queue.slice(this.head);
+      const n = pending.length === 1 ? native.write(this.fd, pending[0]!, 0, pending[0]!.length) : native.writev(this.fd, pending);
+      if (n === -EAGAIN) return;
+      if (n === -EINTR) continue;
+      if (n < 0) return this.broken(n);
+      this.consume(n);
+    }
+  }
+
+  private consume(written: number): void {
+    this.queuedBytes -= written;
+    const queue = this.queue;
+    while (this.head < queue.length && written >= queue[this.head]!.length) written -= queue[this.head++]!.length;
+    if (written > 0) queue[this.head] = queue[this.head]!.subarray(written);
+    if (this.head === queue.length) {
+      this.queue = [];
+      this.head = 0;
+    }
+  }
+
+  /** EPIPE/ECONNRESET: the peer's end is closed (it died); the supervisor relinks. */
+  private broken(n: number): void {
+    this.links.log.debug(`link to worker ${this.peer}: ${native.errnoName(-n)}; waiting for the supervisor to relink`);
+    this.drop();
+  }
+
+  drop(): void {
+    this.cut = true;
+    this.queue = [];
+    this.head = 0;
+    this.queuedBytes = 0;
+  }
+}
+
+class Inbound {
+  private buf: Buffer = Buffer.allocUnsafeSlow(INBOUND_BUFFER);
+  /** Start of bytes not yet delivered (an incomplete frame); bytes read end at `end`. */
+  private start = 0;
+  private end = 0;
+  /** Total size of the incomplete frame at `start`, or -1 while its header is incomplete. */
+  private pendingTotal = -1;
+  private readonly scan = new FrameScan();
+  closed = false;
+  unfinished = false;
+
+  constructor(readonly peer: number, readonly fd: number, readonly token: number, private readonly links: Links) {}
+
+  /** Reads until EAGAIN or the budget is spent; true if there is more to read. */
+  read(): boolean {
+    const links = this.links;
+    let budget = READ_BUDGET;
+    while (budget > 0) {
+      const pending = this.pendingTotal;
+      if (pending > 0 ? this.buf.length - this.start < pending : this.buf.length - this.end < MIN_READ) this.replaceBuffer();
+      const buf = this.buf;
+      const want = buf.length - this.end;
+      const n = native.read(this.fd, buf, this.end, want);
+      if (n > 0) {
+        budget -= n;
+        this.end += n;
+        const scan = scanFrames(buf, this.start, this.end, Number.MAX_SAFE_INTEGER, this.scan);
+        this.pendingTotal = scan.pendingTotal;
+        if (scan.frames > 0) {
+          links.figures.framesIn += scan.frames;
+          links.figures.bytesIn += scan.end - this.start;
+          const from = this.start;
+          this.start = scan.end;
+          links.host.deliver(buf, from, scan.end);
+        }
+        // Edge-triggered epoll: a short read of a stream socket drained it, and later bytes
+        // raise a new edge, so the read that would only say EAGAIN is skipped (one syscall per
+        // batch). kqueue emulations may report less than is there: they read on to EAGAIN.
+        if (n < want && SHORT_READ_DRAINS) return false;
+        continue;
+      }
+      if (n === -EINTR) continue;
+      if (n === -EAGAIN) return false;
+      // End of stream or error: the peer died (the supervisor restarts it and relinks) or cut
+      // this link (the supervisor says so, and this worker's clients are disconnected).
+      links.log.debug(`link from worker ${this.peer} closed (${n === 0 ? 'end of stream' : native.errnoName(-n)})`);
+      links.closeInbound(this);
+      return false;
+    }
+    return true;
+  }
+
+  /** A fresh buffer (the old one may be held by receivers' queues), with the incomplete tail. */
+  private replaceBuffer(): void {
+    const tail = this.end - this.start;
+    const fresh = Buffer.allocUnsafeSlow(Math.max(INBOUND_BUFFER, this.pendingTotal, tail + MIN_READ));
+    this.buf.copy(fresh, 0, this.start, this.end);
+    this.buf = fresh;
+    this.start = 0;
+    this.end = tail;
+  }
+}
+
+/** Every link of one worker, on one Poll. */
+export class Links {
+  readonly figures: LinkFigures = { queuedBytes: 0, cuts: 0, framesIn: 0, bytesIn: 0 };
+  private readonly poll = new Poll();
+  private readonly events = new Events(64);
+  private readonly outbound = new Map<number, Outbound>();
+  private readonly inbound = new Map<number, Inbound>();
+  /** Registered link ends by token. */
+  private readonly byToken = new Map<number, Outbound | Inbound>();
+  private nextToken = 1;
+  private continueScheduled = false;
+
+  constructor(
+    readonly host: FanoutHost,
+    readonly bound: number,
+    readonly log: Logger,
+    /** Told when an outbound link is cut (the worker passes it on to the supervisor). */
+    private readonly onCut: (peer: number, queued: number) => void,
+  ) {
+    this.poll.run(this.events, (events) => this.handleBatch(events));
+  }
+
+  /** `fd` comes from the supervisor's thread: this worker owns it from now on. */
+  addOutbound(peer: number, fd: number): void {
+    native.adopt(fd);
+    this.closeOutbound(peer);
+    const link = new Outbound(peer, fd, this.nextToken++, this);
+    // WRITABLE, edge-triggered: one event now, then one each time a full buffer drains.
+    this.poll.registry.register(fd, link.token, Interest.WRITABLE, Trigger.EDGE);
+    this.outbound.set(peer, link);
+    this.byToken.set(link.token, link);
+    this.host.addRelay(link);
+  }
+
+  addInbound(peer: number, fd: number): void {
+    native.adopt(fd);
+    const old = this.inbound.get(peer);
+    if (old !== undefined) this.closeInbound(old);
+    const link = new Inbound(peer, fd, this.nextToken++, this);
+    this.poll.registry.register(fd, link.token, Interest.READABLE, Trigger.EDGE);
+    this.inbound.set(peer, link);
+    this.byToken.set(link.token, link);
+    // Bytes may be waiting already (the peer wrote before this end was registered); edge-
+    // triggered registration reports them, but reading now costs one EAGAIN at worst.
+    this.readLater(link);
+  }
+
+  queuedBytes(): number {
+    let total = 0;
+    for (const link of this.outbound.values()) total += link.queuedBytes;
+    return total;
+  }
+
+  snapshot(): LinkFigures {
+    return { ...this.figures, queuedBytes: this.queuedBytes() };
+  }
+
+  cutOutbound(link: Outbound, queued: number): void {
+    this.figures.cuts++;
+    this.log.warn(`worker ${link.peer} fell behind: ${queued} bytes unread on its link exceed ${this.bound}; link cut, its clients will be disconnected`);
+    this.closeOutbound(link.peer);
+    this.onCut(link.peer, queued);
+  }
+
+  closeOutbound(peer: number): void {
+    const link = this.outbound.get(peer);
+    if (link === undefined) return;
+    link.drop();
+    this.host.removeRelay(link);
+    this.forget(link);
+    this.outbound.delete(peer);
+  }
+
+  closeInbound(link: Inbound): void {
+    if (link.closed) return;
+    link.closed = true;
+    this.forget(link);
+    if (this.inbound.get(link.peer) === link) this.inbound.delete(link.peer);
+  }
+
+  close(): void {
+    for (const peer of [...this.outbound.keys()]) this.closeOutbound(peer);
+    for (const link of [...this.inbound.values()]) this.closeInbound(link);
+    this.poll.close();
+  }
+
+  private forget(link: Outbound | Inbound): void {
+    this.byToken.delete(link.token);
+    this.poll.registry.deregister(link.fd);
+    native.close(link.fd);
+  }
+
+  private handleBatch(events: Events): void {
+    for (let i = 0; i < events.length; i++) {
+      const link = this.byToken.get(events.token(i));
+      if (link === undefined) continue;
+      if (link instanceof Inbound) {
+        if ((events.flags(i) & (Ready.READABLE | Ready.READ_CLOSED | Ready.ERROR)) !== 0 && link.read()) this.readLater(link);
+      } else if ((events.flags(i) & (Ready.WRITABLE | Ready.WRITE_CLOSED | Ready.ERROR)) !== 0) {
+        link.flush();
+      }
+    }
+  }
+
+  private readonly unfinished: Inbound[] = [];
+
+  private readLater(link: Inbound): void {
+    if (!link.unfinished) {
+      link.unfinished = true;
+      this.unfinished.push(link);
+    }
+    if (this.continueScheduled) return;
+    this.continueScheduled = true;
+    setImmediate(() => {
+      this.continueScheduled = false;
+      const list = this.unfinished.splice(0);
+      for (const l of list) {
+        l.unfinished = false;
+        if (!l.closed && l.read()) this.readLater(l);
+      }
+    });
+  }
+}

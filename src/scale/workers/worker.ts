@@ -1,0 +1,67 @@
+// One worker thread: a whole mob server on its own poller, on the shared port, joined to its
+// peers by links (links.ts). The supervisor (pool.ts) starts it with a WorkerConfig and speaks to
+// it in ToWorker/FromWorker messages.
+import { parentPort, workerData } from 'node:worker_threads';
+import { Logger, LEVELS, type Level } from '../../log.js';
+import type { MobServer } from '../../server/policy.js';
+import type { FanoutHost } from '../../server/fanout.js';
+import { snapshotOf } from '../../metrics/snapshot.js';
+import { Links } from './links.js';
+import type { FromWorker, ToWorker, WorkerConfig } from './protocol.js';
+
+const config = workerData as WorkerConfig;
+const port = parentPort!;
+const post = (message: FromWorker) => port.postMessage(message);
+
+const level: Level = (LEVELS as readonly string[]).includes(config.logLevel) ? (config.logLevel as Level) : 'info';
+// "<time> <LEVEL> worker 2: …", so an operator can tell the workers apart.
+const log = new Logger(level, (line) => process.stderr.write(line.replace(/^(\S+ \S+\s+)/, `$1worker ${config.index}: `) + '\n'));
+
+async function createServer(): Promise<MobServer & FanoutHost> {
+  // SO_REUSEPORT: every worker has a listener of its own on the one port, and the kernel spreads
+  // new connections over them (Linux hashes the 4-tuple).
+  const options = { ...config.options, reusePort: true };
+  if (config.engine.engine === 'uv') {
+    // node:net in Node 20 cannot set SO_REUSEPORT itself: it listens on one the addon made,
+    // and owns (and closes) it from then on.
+    const { native } = await import('../../native/binding.js');
+    const listenFd = native.listen(options.host, options.port, 0, true);
+    native.disown(listenFd);
+    const { UvServer } = await import('../../server/uv/server.js');
+    return UvServer.listen({ ...options, reusePort: false, listenFd }, log, config.engine.uvMode);
+  }
+  const { NativeServer } = await import('../../server/native/server.js');
+  return new NativeServer(options, log);
+}
+
+const server = await createServer();
+const links = new Links(server, config.linkBound, log, (peer, queued) => post({ type: 'link-cut', peer, queued }));
+for (const end of config.outbound) links.addOutbound(end.peer, end.fd);
+for (const end of config.inbound) links.addInbound(end.peer, end.fd);
+const bus = config.bus === null ? null : await (await import('../bus/index.js')).connectBus(server, config.bus, log);
+
+port.on('message', (message: ToWorker) => {
+  switch (message.type) {
+    case 'snapshot':
+      post({ type: 'snapshot', id: message.id, snapshot: snapshotOf(server, links.snapshot(), bus?.metrics() ?? null) });
+      return;
+    case 'relink':
+      if (message.lost) server.dropAllClients(`frames from worker ${message.peer}'s clients were lost: this worker fell behind on its link`);
+      if (message.outbound >= 0) links.addOutbound(message.peer, message.outbound);
+      if (message.inbound >= 0) links.addInbound(message.peer, message.inbound);
+      return;
+    case 'stall':
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, message.ms);
+      return;
+    case 'close':
+      // The server first (no more local batches), then the bus (publishes what it still keeps).
+      void server.close().then(() => bus?.close()).then(() => {
+        links.close();
+        post({ type: 'closed' });
+        port.close();
+      });
+      return;
+  }
+});
+
+post({ type: 'ready', port: server.address.port });

@@ -1,0 +1,193 @@
+// --workers: one port, several worker threads, one server to the clients. Real sockets on
+// loopback; the pool runs in this process (to stall or kill a worker) or as `mob serve`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runClients } from '../src/client/clients.ts';
+import { fillPayload, checkPayload } from '../src/client/payload.ts';
+import { DEFAULT_LIMITS } from '../src/server/policy.ts';
+import { WorkerPool } from '../src/scale/workers/pool.ts';
+import type { ServerSnapshot } from '../src/metrics/snapshot.ts';
+import { exitOf, quietLog, spawnServer, TestClient, waitFor } from './helpers.ts';
+import { scrapeUntil, sum } from './metrics-scrape.ts';
+import { stopServe } from '../scripts/lib/serve-process.ts';
+import { RedisServer, redisSkip } from './redis.ts';
+
+function startPool(workers: number, maxOutput = DEFAULT_LIMITS.maxOutput, linkBound?: number): Promise<WorkerPool> {
+  return WorkerPool.start({
+    workers,
+    server: { host: '127.0.0.1', port: 0, limits: { ...DEFAULT_LIMITS, maxOutput }, shutdownTimeoutMs: 1000 },
+    engine: { engine: 'native' },
+    logLevel: 'error',
+    ...(linkBound === undefined ? {} : { linkBound }),
+  }, quietLog);
+}
+
+async function snapshots(pool: WorkerPool): Promise<ServerSnapshot[]> {
+  const all = await pool.snapshots();
+  assert.ok(all.every((s) => s !== null), 'every worker answers');
+  return all as ServerSnapshot[];
+}
+
+async function waitConnections(pool: WorkerPool, count: number): Promise<ServerSnapshot[]> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const all = await pool.snapshots();
+    if (all.every((s) => s !== null) && all.reduce((n, s) => n + s!.connections, 0) === count) return all as ServerSnapshot[];
+    if (Date.now() > deadline) throw new Error(`never saw ${count} connections: ${JSON.stringify(all.map((s) => s?.connections))}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** A test payload: sender, sequence, filler checked by checkPayload. */
+function payload(sender: number, sequence: number, size: number): Buffer {
+  const body = Buffer.allocUnsafe(size);
+  fillPayload(body, sender, sequence);
+  return body;
+}
+
+for (const engine of [['--engine', 'native'], ['--engine', 'uv', '--uv-mode', 'coalesced']]) test(`--workers 2 ${engine.join(' ')}: clients spread over both workers; every frame reaches every client, unchanged, in order per sender, once`, async (t) => {
+  const server = await spawnServer(['--workers', '2', '--metrics', '127.0.0.1:0', ...engine]);
+  t.after(() => stopServe(server.child));
+  // src/client verifies sender, order and content of every frame at every client.
+  const report = await runClients({ host: '127.0.0.1', port: server.port, clients: 24, messages: 60, size: 200, window: 8, timeoutMs: 30_000 });
+  assert.ok(report.ok, JSON.stringify({ ...report, rttMs: undefined }));
+  assert.equal(report.received, 24 * 24 * 60);
+  const samples = await scrapeUntil(server, (m) => sum(m, 'mob_connections') === 0, 'the clients gone');
+  const perWorker = [0, 1].map((w) => sum(samples, 'mob_connections_accepted_total', `worker="${w}"`));
+  t.diagnostic(`accepted per worker: ${perWorker.join(' / ')}`);
+  // 24 connections hashed over two SO_REUSEPORT listeners: all on one has odds 2^-23.
+  assert.ok(perWorker.every((n) => n > 0), `every worker got clients: ${perWorker.join(' / ')}`);
+  assert.equal(perWorker[0]! + perWorker[1]!, 24);
+  assert.equal(sum(samples, 'mob_frames_in_total'), 24 * 61);
+  assert.equal(sum(samples, 'mob_peer_link_cuts_total'), 0);
+});
+
+test('--workers auto and a bad count', async (t) => {
+  const server = await spawnServer(['--workers', 'auto']);
+  t.after(() => stopServe(server.child));
+  const report = await runClients({ host: '127.0.0.1', port: server.port, clients: 6, messages: 10, size: 64, window: 4, timeoutMs: 20_000 });
+  assert.ok(report.ok, report.errors.join('; '));
+  await assert.rejects(spawnServer(['--workers', '0']), /--workers wants a whole number/);
+});
+
+test('a worker that stops reading its links: its clients are disconnected with a reason, the other worker\'s clients keep everything', async (t) => {
+  const pool = await startPool(2, DEFAULT_LIMITS.maxOutput, 64 * 1024);
+  t.after(() => pool.close());
+  const clients: TestClient[] = [];
+  for (let i = 0; i < 12; i++) clients.push(await TestClient.connect(pool.address.port));
+  const before = await waitConnections(pool, 12);
+  assert.ok(before.every((s) => s.connections > 0), `both workers have clients: ${before.map((s) => s.connections)}`);
+
+  // Worker 1 stops reading (its thread is blocked) while everyone sends far more than a link holds.
+  pool.stall(1, 1500);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const FRAMES = 300;
+  const SIZE = 8 * 1024;
+  for (let i = 0; i < FRAMES; i++) clients.forEach((c, id) => c.send(payload(id, i, SIZE)));
+
+  // Worker 1's clients go (they missed frames); worker 0's stay.
+  await waitFor(() => clients.filter((c) => c.closed).length === before[1]!.connections, `worker 1's ${before[1]!.connections} clients to be closed`, 15_000);
+  const survivors = clients.filter((c) => !c.closed);
+  assert.equal(survivors.length, before[0]!.connections);
+  const after = await snapshots(pool);
+  assert.equal(after[0]!.links!.cuts, 1, 'worker 0 cut its link to worker 1');
+  assert.equal(after[1]!.disconnects['upstream-lost'], before[1]!.connections, 'worker 1 dropped its clients as upstream-lost');
+  assert.equal(after[0]!.connections, before[0]!.connections);
+
+  // Survivors: every frame of every surviving sender, in order, unaltered; of the dropped
+  // senders, a prefix (what their worker read before it dropped them).
+  const surviving = new Set(survivors.map((c) => clients.indexOf(c)));
+  for (const c of survivors) {
+    await waitFor(() => countFrom(c, surviving) === surviving.size * FRAMES, 'every surviving sender\'s frames', 15_000);
+    const next = new Map<number, number>();
+    for (const body of c.frames) {
+      assert.ok(checkPayload(body), 'frame unaltered');
+      const sender = body.readUInt32BE(0);
+      const sequence = body.readUInt32BE(4);
+      assert.equal(sequence, next.get(sender) ?? 0, `sender ${sender} in order`);
+      next.set(sender, sequence + 1);
+    }
+  }
+  // Worker 1 is linked again: a new client there hears worker 0's clients.
+  const late: TestClient[] = [];
+  for (let i = 0; i < 8; i++) late.push(await TestClient.connect(pool.address.port));
+  const now = await waitConnections(pool, survivors.length + late.length);
+  assert.ok(now[1]!.connections > 0, 'worker 1 takes clients again');
+  survivors[0]!.send(payload(99, 0, 64));
+  for (const c of late) await c.waitFrames(1);
+  for (const c of [...clients, ...late]) c.destroy();
+});
+
+function countFrom(client: TestClient, senders: Set<number>): number {
+  let n = 0;
+  for (const body of client.frames) if (senders.has(body.readUInt32BE(0))) n++;
+  return n;
+}
+
+test('a worker that dies: its clients are closed, it is logged and restarted, and the server is whole again', async (t) => {
+  const pool = await startPool(2);
+  t.after(() => pool.close());
+  const clients: TestClient[] = [];
+  for (let i = 0; i < 12; i++) clients.push(await TestClient.connect(pool.address.port));
+  const before = await waitConnections(pool, 12);
+  assert.ok(before.every((s) => s.connections > 0), `both workers have clients: ${before.map((s) => s.connections)}`);
+  const died = new Promise((resolve) => pool.thread(1).once('exit', resolve));
+  // As abrupt as a crash: the thread stops wherever it is, no JS cleanup runs.
+  void pool.thread(1).terminate();
+  await died;
+  await waitFor(() => clients.filter((c) => c.closed).length === before[1]!.connections, `worker 1's ${before[1]!.connections} clients to be closed`, 10_000);
+  await waitFor(() => pool.restarts === 1, 'the restart');
+  // Whole again: clients over both workers, every frame verified.
+  for (const c of clients) c.destroy();
+  await waitConnections(pool, 0);
+  const report = await runClients({ host: '127.0.0.1', port: pool.address.port, clients: 16, messages: 30, size: 100, window: 4, timeoutMs: 20_000 });
+  assert.ok(report.ok, report.errors.join('; '));
+  const after = await snapshots(pool);
+  assert.ok(after.every((s) => s.accepted > 0), `both workers serve again: ${after.map((s) => s.accepted)}`);
+  assert.deepEqual(pool.figures(), { workers: 2, restarts: 1 });
+});
+
+test('SIGTERM with --workers 2: every worker drains its clients, the process exits 0', async () => {
+  const server = await spawnServer(['--workers', '2', '--metrics', '127.0.0.1:0']);
+  try {
+    const clients: TestClient[] = [];
+    for (let i = 0; i < 10; i++) clients.push(await TestClient.connect(server.port));
+    const samples = await scrapeUntil(server, (m) => sum(m, 'mob_connections') === 10, '10 connections');
+    assert.ok([0, 1].every((w) => sum(samples, 'mob_connections', `worker="${w}"`) > 0));
+    clients[0]!.send('last words');
+    for (const c of clients) await c.waitFrames(1);
+    server.child.kill('SIGTERM');
+    const { code } = await exitOf(server.child, 15_000);
+    assert.equal(code, 0, server.stderr());
+    for (const c of clients) await c.waitClosed();
+    assert.match(server.stderr(), /SIGTERM: no longer accepting/);
+    assert.match(server.stderr(), /stopped/);
+  } finally {
+    server.child.kill('SIGKILL');
+  }
+});
+
+test('--workers 2 --bus: 2 nodes × 2 workers on one Redis are one server; bus figures in the metrics', { skip: redisSkip }, async (t) => {
+  const redis = await RedisServer.start();
+  t.after(() => redis.close());
+  const nodes = [
+    await spawnServer(['--workers', '2', '--bus', redis.url, '--metrics', '127.0.0.1:0']),
+    await spawnServer(['--workers', '2', '--bus', redis.url, '--metrics', '127.0.0.1:0']),
+  ];
+  t.after(async () => {
+    for (const node of nodes) await stopServe(node.child);
+  });
+  const report = await runClients({
+    host: '127.0.0.1', port: nodes[0]!.port, ports: nodes.map((n) => n.port),
+    clients: 16, messages: 100, size: 100, window: 8, timeoutMs: 30_000,
+  });
+  assert.deepEqual(report.errors, []);
+  assert.ok(report.ok, `received ${report.received} of ${report.expected}, ${report.outOfOrder} out of order, ${report.corrupt} corrupt`);
+  for (const node of nodes) {
+    const samples = await scrapeUntil(node, (m) => sum(m, 'mob_connections') === 0, 'the clients gone');
+    // Each worker joined the bus itself.
+    assert.equal(sum(samples, 'mob_bus_connected'), 2);
+    assert.equal(sum(samples, 'mob_bus_reconnects_total'), 0);
+    assert.ok([0, 1].every((w) => sum(samples, 'mob_connections_accepted_total', `worker="${w}"`) > 0), 'both workers of each node got clients');
+  }
+});
