@@ -275,3 +275,19 @@ test('connectBus fails with a clear error when nothing answers, and rejects a ba
   assert.throws(() => parseBusUrl('nonsense'), /--bus wants/);
   assert.equal(parseBusUrl('redis://u:secret@h:6379/2').display, 'redis://u:***@h:6379/2');
 });
+
+test('a password in the URL is used, never logged; a wrong one fails start-up with the server\'s answer', { skip: redisSkip }, async () => {
+  await withRedis(async (redis) => {
+    const logs = new LogLines();
+    const host = new RecordingHost();
+    const bus = await connectBus(host, options(`redis://:s3cret@127.0.0.1:${redis.port}`), logs.log);
+    try {
+      assert.match(bus.name, /redis:\/\/:\*\*\*@127\.0\.0\.1/);
+    } finally {
+      await bus.close();
+    }
+    await assert.rejects(connectBus(host, options(`redis://:wrong@127.0.0.1:${redis.port}`, { connectTimeoutMs: 1000 }), logs.log),
+      /cannot reach the bus at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ within 1000 ms: WRONGPASS/);
+    assert.ok(logs.lines.every((line) => !line.includes('s3cret') && !line.includes('wrong@')), 'no password in the log');
+  }, ['--requirepass', 's3cret']);
+});
