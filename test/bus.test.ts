@@ -86,7 +86,8 @@ test('what one node publishes, every other node delivers once, in order, byte fo
       assert.ok(metrics.published >= 1 && metrics.published <= 50, `entries are per batch or fewer: ${metrics.published}`);
       assert.equal(metrics.backlogBytes, 0);
       assert.equal(metrics.connected, true);
-      assert.equal(buses[1]!.metrics().received, hosts[1]!.delivered.length);
+      const received = buses[1]!.metrics().received;
+      assert.ok(received >= 1 && received <= 50 && hosts[1]!.delivered.length <= received, 'entries counted; one delivery per read');
       assert.deepEqual(hosts.map((h) => h.drops), [[], [], []]);
     } finally {
       await closeAll(buses);

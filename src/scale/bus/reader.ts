@@ -1,7 +1,7 @@
 // The reading half, on a connection of its own (XREAD BLOCK holds it). Each turn is one atomic
-// script read from the last seen ID (stream.ts); when nothing is new, a blocking XREAD waits for
-// the next entry and the loop reads again through the script (a blocking read's reply alone cannot
-// say whether retention dropped something before it).
+// script read from the last seen ID (stream.ts), behind a blocking XREAD that waits for the next
+// entry (a blocking read's reply alone cannot say whether retention dropped something before it,
+// nor leave out this node's own entries).
 //
 // Loss is never silent: a gap in the stream (retention trimmed past our position) or in one
 // publisher's sequence numbers drops every local client with the reason; a duplicate (an XADD
@@ -50,7 +50,7 @@ export class StreamReader {
   /** Takes the current end of the stream as the starting point (entries before it are not ours). */
   async join(): Promise<void> {
     await this.connection.ready();
-    await this.readOnce();
+    await this.readOnce(false);
   }
 
   start(): void {
@@ -63,11 +63,14 @@ export class StreamReader {
   }
 
   private async run(): Promise<void> {
+    let wait = false;
     while (!this.closed) {
       try {
-        await this.connection.ready();
-        if (await this.readOnce()) continue;
-        await this.connection.redis.callBuffer('XREAD', 'BLOCK', BLOCK_MS, 'COUNT', 1, 'STREAMS', this.stream, this.lastId);
+        if (this.connection.redis.status !== 'ready') {
+          await this.connection.ready();
+          wait = false;
+        }
+        wait = (await this.readOnce(wait)) < READ_COUNT;
       } catch (error) {
         if (this.closed) return;
         if (this.connection.redis.status === 'ready') {
@@ -78,17 +81,38 @@ export class StreamReader {
     }
   }
 
-  /** One script read; true if it returned entries (there may be more). */
-  private async readOnce(): Promise<boolean> {
-    const args = [2, this.stream, epochKey(this.stream), this.lastId, READ_COUNT, this.epoch, randomUUID(), this.position < 0 ? '1' : '0'];
+  /**
+   * One script read, after a blocking XREAD when `wait`: both go in one pipeline, so Redis runs
+   * the script as soon as the XREAD wakes (a blocked client's next command waits behind it),
+   * one round trip per wake-up. The XREAD's own reply (one entry) only wakes; the script's is
+   * the read. Returns how many entries it read (COUNT: there may be more).
+   */
+  private async readOnce(wait: boolean): Promise<number> {
+    const redis = this.connection.redis;
+    const args = [2, this.stream, epochKey(this.stream), this.lastId, READ_COUNT, this.epoch, randomUUID(), this.position < 0 ? '1' : '0', this.nodeId];
     let raw: unknown;
-    try {
-      raw = await this.connection.redis.callBuffer('EVALSHA', this.sha, ...args);
-    } catch (error) {
-      if (!(error as Error).message.startsWith('NOSCRIPT')) throw error;
-      raw = await this.connection.redis.callBuffer('EVAL', READ_SCRIPT, ...args);
+    if (wait) {
+      const results = await redis.pipeline()
+        .callBuffer('XREAD', 'BLOCK', BLOCK_MS, 'COUNT', 1, 'STREAMS', this.stream, this.lastId)
+        .callBuffer('EVALSHA', this.sha, ...args)
+        .exec();
+      const [woken, read] = results ?? [];
+      if (woken?.[0]) throw woken[0];
+      if (read?.[0]) {
+        if (!read[0].message.startsWith('NOSCRIPT')) throw read[0];
+        await redis.callBuffer('SCRIPT', 'LOAD', READ_SCRIPT);
+        return 0;
+      }
+      raw = read?.[1];
+    } else {
+      try {
+        raw = await redis.callBuffer('EVALSHA', this.sha, ...args);
+      } catch (error) {
+        if (!(error as Error).message.startsWith('NOSCRIPT')) throw error;
+        raw = await redis.callBuffer('EVAL', READ_SCRIPT, ...args);
+      }
     }
-    if (this.closed) return false;
+    if (this.closed) return 0;
     const reply = parseReadReply(raw);
     const joining = this.epoch === '';
     this.epoch = reply.epoch;
@@ -106,15 +130,21 @@ export class StreamReader {
       this.position = joining ? reply.added : reply.added - reply.length;
     }
     this.lastId = reply.lastId;
-    if (joining) return false;
+    if (joining) return 0;
     this.take(reply.entries);
-    return reply.entries.length > 0;
+    return reply.entries.length;
   }
+
+  /** Frames of one read, delivered in one broadcast (one write per receiver per read, not per
+   *  entry: one copy of the read's frames costs less than a write per entry per receiver). */
+  private readonly ready: Buffer[] = [];
+  private readyBytes = 0;
 
   private take(entries: RawEntry[]): void {
     for (const [id, fields] of entries) {
       this.lastId = id.toString('latin1');
       if (this.position >= 0) this.position++;
+      if (fields.length === 0) continue; // this node's own, stripped by the script
       const entry = parseEntry(fields);
       if (entry === null) {
         this.log.warn(`bus ${this.display}: entry ${this.lastId} is not mob's; skipped`);
@@ -128,6 +158,7 @@ export class StreamReader {
       }
       if (last !== undefined && entry.sequence !== last + 1) {
         this.gaps++;
+        this.flush();
         this.host.dropAllClients(`bus ${this.display}: entries ${last + 1}…${entry.sequence - 1} of publisher ${entry.publisher} never arrived (lost by Redis); frames were lost`);
       }
       this.sequences.set(entry.publisher, entry.sequence);
@@ -137,7 +168,17 @@ export class StreamReader {
         continue;
       }
       this.received++;
-      this.host.deliver(frames, 0, frames.length);
+      this.ready.push(frames);
+      this.readyBytes += frames.length;
     }
+    this.flush();
+  }
+
+  private flush(): void {
+    if (this.ready.length === 0) return;
+    const frames = this.ready.length === 1 ? this.ready[0]! : Buffer.concat(this.ready, this.readyBytes);
+    this.ready.length = 0;
+    this.readyBytes = 0;
+    this.host.deliver(frames, 0, frames.length);
   }
 }

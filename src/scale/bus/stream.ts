@@ -21,13 +21,14 @@ export function epochKey(stream: string): string {
  * trim between a read and a separate check could hide a loss or fake one.
  *
  * KEYS: stream, epoch key. ARGV: last id ('$' = the end, at join), count, known epoch ('' at
- * join), epoch to set when the key is missing, '1' to want entries-added (lag accounting).
+ * join), epoch to set when the key is missing, '1' to want entries-added (lag accounting), the
+ * reader's node id (its own entries come back without fields).
  * Returns {epoch, last id used, gap 0|1, reset 0|1, XLEN, entries-added or -1, entries}.
  */
 export const READ_SCRIPT = `
 local stream, epochKey = KEYS[1], KEYS[2]
 local last, count, known, candidate = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local wantAdded = ARGV[5] == '1'
+local wantAdded, own = ARGV[5] == '1', ARGV[6]
 local epoch = redis.call('GET', epochKey)
 if not epoch then
   redis.call('SET', epochKey, candidate)
@@ -59,6 +60,17 @@ if exists then
     if lm < fm or (lm == fm and ls < fs) then gap = 1 end
   end
   entries = redis.call('XRANGE', stream, '(' .. last, '+', 'COUNT', count)
+  -- The reader's own node's entries come back as bare IDs: its clients had those frames already,
+  -- and sending them back would double what every node reads.
+  for i = 1, #entries do
+    local fields = entries[i][2]
+    for j = 1, #fields, 2 do
+      if fields[j] == 'n' then
+        if fields[j + 1] == own then entries[i] = {entries[i][1], {}} end
+        break
+      end
+    end
+  end
 end
 local added = -1
 if wantAdded or gap == 1 or reset == 1 then
