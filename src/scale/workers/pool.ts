@@ -245,7 +245,6 @@ export class WorkerPool {
       case 'link-cut':
         this.relinkAfterCut(slot.index, message.peer);
         return;
-      case 'closed':
       case 'ready':
         return;
     }

@@ -46,5 +46,4 @@ export type FromWorker =
   | { type: 'ready'; port: number }
   | { type: 'snapshot'; id: number; snapshot: ServerSnapshot }
   /** This worker cut its outbound link to `peer`: `peer` did not read `queued` bytes in time. */
-  | { type: 'link-cut'; peer: number; queued: number }
-  | { type: 'closed' };
+  | { type: 'link-cut'; peer: number; queued: number };

@@ -64,8 +64,7 @@ port.on('message', (message: ToWorker) => {
       // The server first (no more local batches), then the bus (publishes what it still keeps).
       void server.close().then(() => bus?.close()).then(() => {
         links.close();
-        post({ type: 'closed' });
-        port.close();
+        port.close(); // nothing left to keep the thread: it ends, and the supervisor sees 'exit'
       });
       return;
   }
