@@ -287,19 +287,6 @@ Napi::Value Disown(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, OwnerOf(info)->Disown(fd));
 }
 
-// setNonBlocking(fd), throws
-Napi::Value SetNonBlocking(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  int fd = 0;
-  if (!ToFd(env, info[0], "fd", &fd)) return Napi::Value();
-  if (int rc = sockets::SetNonBlocking(fd); rc < 0) {
-    char detail[32];
-    std::snprintf(detail, sizeof(detail), "(O_NONBLOCK on fd %d)", fd);
-    ThrowSystemError(env, rc, "fcntl", detail);
-  }
-  return Napi::Value();
-}
-
 const char* FamilyName(int family) {
   switch (family) {
     case AF_INET: return "IPv4";
@@ -522,7 +509,7 @@ bool DefineSocketBindings(Napi::Env env, Napi::Object exports, EnvOwner* owner) 
       P::Function(env, exports, "dup", DupCall, kEnumerable, owner),
       P::Function(env, exports, "adopt", Adopt, kEnumerable, owner),
       P::Function(env, exports, "disown", Disown, kEnumerable, owner),
-      P::Function(env, exports, "setNonBlocking", SetNonBlocking, kEnumerable),
+      P::Function(env, exports, "setNonBlocking", FdCall<sockets::SetNonBlocking>, kEnumerable),
       P::Function(env, exports, "describeSocket", DescribeSocket, kEnumerable),
       P::Function(env, exports, "setNoDelay", SetNoDelay, kEnumerable),
       P::Function(env, exports, "setLinger", SetLinger, kEnumerable),
