@@ -1,7 +1,7 @@
 // The reading half, on a connection of its own (XREAD BLOCK holds it). Each turn is one atomic
-// script read from the last seen ID (stream.ts), behind a blocking XREAD that waits for the next
-// entry (a blocking read's reply alone cannot say whether retention dropped something before it,
-// nor leave out this node's own entries).
+// script read from the last seen ID (stream.ts), behind a blocking XREAD on the doorbell that
+// waits for the next entry (a blocking read of the stream itself could not say whether retention
+// dropped something before what it returns, nor leave out this node's own entries).
 //
 // Loss is never silent: a gap in the stream (retention trimmed past our position) or in one
 // publisher's sequence numbers drops every local client with the reason; a duplicate (an XADD
@@ -10,7 +10,7 @@ import type { Logger } from '../../log.js';
 import { FrameScan, scanFrames } from '../../protocol/frame.js';
 import type { FanoutHost } from '../../server/fanout.js';
 import type { BusConnection, BusSide } from './connection.js';
-import { epochKey, parseEntry, parseReadReply, READ_SCRIPT, type RawEntry } from './stream.js';
+import { bellKey, epochKey, parseEntry, parseReadReply, READ_SCRIPT, type RawEntry } from './stream.js';
 import { createHash, randomUUID } from 'node:crypto';
 
 const READ_COUNT = 256;
@@ -20,6 +20,7 @@ const RETRY_DELAY_MS = 200;
 export class StreamReader {
   private lastId = '$';
   private epoch = '';
+  private bellId = '0-0';
   private readonly sha: string;
   private readonly sequences = new Map<string, number>();
   private readonly scan = new FrameScan();
@@ -84,16 +85,16 @@ export class StreamReader {
   /**
    * One script read, after a blocking XREAD when `wait`: both go in one pipeline, so Redis runs
    * the script as soon as the XREAD wakes (a blocked client's next command waits behind it),
-   * one round trip per wake-up. The XREAD's own reply (one entry) only wakes; the script's is
-   * the read. Returns how many entries it read (COUNT: there may be more).
+   * one round trip per wake-up. The XREAD waits on the doorbell (stream.ts), from the ring the
+   * last read saw: any entry added since rang it after. Returns how many entries it read (COUNT: there may be more).
    */
   private async readOnce(wait: boolean): Promise<number> {
     const redis = this.connection.redis;
-    const args = [2, this.stream, epochKey(this.stream), this.lastId, READ_COUNT, this.epoch, randomUUID(), this.position < 0 ? '1' : '0', this.nodeId];
+    const args = [3, this.stream, epochKey(this.stream), bellKey(this.stream), this.lastId, READ_COUNT, this.epoch, randomUUID(), this.position < 0 ? '1' : '0', this.nodeId];
     let raw: unknown;
     if (wait) {
       const results = await redis.pipeline()
-        .callBuffer('XREAD', 'BLOCK', BLOCK_MS, 'COUNT', 1, 'STREAMS', this.stream, this.lastId)
+        .callBuffer('XREAD', 'BLOCK', BLOCK_MS, 'STREAMS', bellKey(this.stream), this.bellId)
         .callBuffer('EVALSHA', this.sha, ...args)
         .exec();
       const [woken, read] = results ?? [];
@@ -130,6 +131,7 @@ export class StreamReader {
       this.position = joining ? reply.added : reply.added - reply.length;
     }
     this.lastId = reply.lastId;
+    this.bellId = reply.bellId;
     if (joining) return 0;
     this.take(reply.entries);
     return reply.entries.length;

@@ -1,6 +1,9 @@
 // The bus's layout in Redis: one stream of batches, and an epoch key that tells a node whether the
 // stream it was reading is still the same one (a Redis restarted without persistence, or a
-// deleted key, starts a new stream whose IDs say nothing about what a node had read).
+// deleted key, starts a new stream whose IDs say nothing about what a node had read), and a
+// doorbell: a one-entry stream that every XADD rings, on which readers block, so that waking up
+// costs a few bytes instead of a batch (a blocking XREAD on the stream itself returns an entry,
+// perhaps the reader's own).
 //
 // An entry is one publisher's batch: n = node id (a node skips its own: its clients already had
 // them), p = publisher (one per connectBus: with --workers every worker publishes under the
@@ -15,18 +18,23 @@ export function epochKey(stream: string): string {
   return `${stream}:epoch`;
 }
 
+export function bellKey(stream: string): string {
+  return `${stream}:bell`;
+}
+
 /**
  * One atomic read: the stream's first entry (to see whether retention dropped entries past the
  * reader's position), the epoch, and up to COUNT entries after the position. Atomic, because a
  * trim between a read and a separate check could hide a loss or fake one.
  *
- * KEYS: stream, epoch key. ARGV: last id ('$' = the end, at join), count, known epoch ('' at
+ * KEYS: stream, epoch key, doorbell. ARGV: last id ('$' = the end, at join), count, known epoch ('' at
  * join), epoch to set when the key is missing, '1' to want entries-added (lag accounting), the
  * reader's node id (its own entries come back without fields).
- * Returns {epoch, last id used, gap 0|1, reset 0|1, XLEN, entries-added or -1, entries}.
+ * Returns {epoch, last id used, gap 0|1, reset 0|1, XLEN, entries-added or -1, entries, the
+ * doorbell's last ID (block on it from there)}.
  */
 export const READ_SCRIPT = `
-local stream, epochKey = KEYS[1], KEYS[2]
+local stream, epochKey, bellKey = KEYS[1], KEYS[2], KEYS[3]
 local last, count, known, candidate = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local wantAdded, own = ARGV[5] == '1', ARGV[6]
 local epoch = redis.call('GET', epochKey)
@@ -83,7 +91,10 @@ if wantAdded or gap == 1 or reset == 1 then
     added = 0
   end
 end
-return {epoch, last, gap, reset, len, added, entries}
+local rang = redis.call('XREVRANGE', bellKey, '+', '-', 'COUNT', 1)
+local bell = '0-0'
+if #rang > 0 then bell = rang[1][1] end
+return {epoch, last, gap, reset, len, added, entries, bell}
 `;
 
 export interface ReadReply {
@@ -97,13 +108,14 @@ export interface ReadReply {
   /** XINFO's entries-added (Redis ≥ 7), or -1 when not asked or not known. */
   added: number;
   entries: RawEntry[];
+  bellId: string;
 }
 
 /** [id, [field, value, field, value, …]] as the client returns it with Buffers. */
 export type RawEntry = [Buffer, Buffer[]];
 
 export function parseReadReply(reply: unknown): ReadReply {
-  const r = reply as [Buffer, Buffer, number, number, number, number, RawEntry[]];
+  const r = reply as [Buffer, Buffer, number, number, number, number, RawEntry[], Buffer];
   return {
     epoch: r[0].toString('latin1'),
     lastId: r[1].toString('latin1'),
@@ -112,6 +124,7 @@ export function parseReadReply(reply: unknown): ReadReply {
     length: r[4],
     added: r[5],
     entries: r[6],
+    bellId: r[7].toString('latin1'),
   };
 }
 

@@ -5,7 +5,7 @@
 // and the host disconnects those senders.
 import type { Logger } from '../../log.js';
 import type { BusConnection, BusSide } from './connection.js';
-import { FIELD } from './stream.js';
+import { bellKey, FIELD } from './stream.js';
 
 /** An entry this large is sent on its own; more waiting batches go in the next one. */
 const MAX_ENTRY_BYTES = 1 << 20;
@@ -32,6 +32,7 @@ export class StreamWriter {
   private readonly connection: BusConnection;
   private readonly log: Logger;
   private readonly display: string;
+  private readonly bell: string;
 
   constructor(
     private readonly side: BusSide,
@@ -40,6 +41,7 @@ export class StreamWriter {
     private readonly backlogLimit: number,
   ) {
     ({ connection: this.connection, log: this.log, display: this.display } = side);
+    this.bell = bellKey(side.stream);
   }
 
   /** Bytes taken from local senders and not yet in Redis. */
@@ -83,11 +85,17 @@ export class StreamWriter {
         const entry = this.pending ?? (this.pending = this.nextEntry());
         try {
           await this.connection.ready();
-          await this.connection.redis.callBuffer(
-            'XADD', this.side.stream, 'MAXLEN', '~', this.maxLen, '*',
-            FIELD.node, this.side.nodeId, FIELD.publisher, this.publisherId,
-            FIELD.sequence, entry.sequence, FIELD.frames, entry.data,
-          );
+          // The doorbell rings after the entry is in (same connection, in order): a reader it
+          // wakes finds the entry. Lost between the two, it only delays readers to their timeout.
+          const [added] = (await this.connection.redis.pipeline()
+            .callBuffer(
+              'XADD', this.side.stream, 'MAXLEN', '~', this.maxLen, '*',
+              FIELD.node, this.side.nodeId, FIELD.publisher, this.publisherId,
+              FIELD.sequence, entry.sequence, FIELD.frames, entry.data,
+            )
+            .callBuffer('XADD', this.bell, 'MAXLEN', 1, '*', FIELD.node, this.side.nodeId)
+            .exec()) ?? [];
+          if (!added || added[0]) throw added?.[0] ?? new Error('no reply');
         } catch (error) {
           if (this.closed) return;
           // Connection errors: ready() waits for the client's reconnect. Anything else (OOM,
