@@ -58,6 +58,10 @@ int Selector::CheckRegistration(uint64_t token, uint32_t interest, const char** 
     *why = "ONESHOT and DISPATCH exclude each other";
     return -EINVAL;
   }
+  if ((interest & kInterestExclusive) && (interest & (kInterestOneshot | kInterestDispatch))) {
+    *why = "EXCLUSIVE excludes ONESHOT and DISPATCH (epoll refuses the pair)";
+    return -EINVAL;
+  }
   const uint32_t unsupported = interest & ~SupportedInterest();
   if (unsupported & kInterestExclusive) {
     *why = "EXCLUSIVE is not available on this backend (see capabilities)";

@@ -19,7 +19,10 @@ uint32_t ToEpollEvents(uint32_t interest) {
   // EPOLLRDHUP lets a hang-up be seen as READ_CLOSED together with readability, without
   // a read() returning 0 first; NO_RDHUP leaves it out, to show the difference.
   if (interest & kInterestReadable) events |= EPOLLIN;
-  if ((interest & kInterestReadable) && !(interest & kInterestNoRdhup)) events |= EPOLLRDHUP;
+  // The kernel refuses EPOLLRDHUP with EPOLLEXCLUSIVE (EINVAL): EXCLUSIVE implies NO_RDHUP.
+  if ((interest & kInterestReadable) && !(interest & (kInterestNoRdhup | kInterestExclusive))) {
+    events |= EPOLLRDHUP;
+  }
   if (interest & kInterestWritable) events |= EPOLLOUT;
   if (interest & kInterestEdge) events |= EPOLLET;
   // EPOLLONESHOT disarms the registration but keeps it, which is what EV_DISPATCH does on

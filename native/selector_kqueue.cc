@@ -18,6 +18,7 @@
 
 #if defined(LIBKQUEUE) && defined(__linux__)
 #include <dirent.h>
+#include <dlfcn.h>
 #include <sys/epoll.h>
 
 #include <cstdio>
@@ -170,6 +171,13 @@ const char* Selector::DispatchFlag() noexcept { return "EV_DISPATCH"; }
 
 int Selector::Open() noexcept {
   if (fd_ >= 0) return 0;
+#if defined(LIBKQUEUE) && defined(__linux__)
+  // libkqueue starts a process-wide monitor thread with the first kqueue and never stops
+  // it. When the last worker that loaded this addon ends, Node unloads the addon, and
+  // libkqueue with it unless something pins it: the thread would then run unmapped code
+  // (SIGSEGV). RTLD_NOLOAD|RTLD_NODELETE pins the copy already loaded; repeating it is free.
+  dlopen("libkqueue.so.0", RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+#endif
   int fd = kqueue();
   if (fd < 0) return -errno;
   // kqueue() has no close-on-exec flag (FreeBSD's kqueuex() is too recent to rely on).
@@ -215,6 +223,13 @@ int Selector::Modify(int fd, uint64_t token, uint32_t interest) noexcept {
   // kqueue cannot say what is registered, so add the wanted filters and delete the
   // unwanted ones, ignoring ENOENT for those that were not there (mio's reregister).
   // EV_ADD on an existing filter replaces its flags and udata, and re-arms EV_ONESHOT.
+#if defined(LIBKQUEUE)
+  // libkqueue keeps the old udata when EV_ADD re-enables a level-triggered filter that
+  // EV_DISPATCH disabled: the next event would carry the previous token. Start afresh.
+  if (interest & kInterestDispatch) {
+    if (int rc = Delete(fd); rc < 0) return rc;
+  }
+#endif
   const unsigned mode = ModeFlags(interest);
   const unsigned add = EV_ADD | mode;
   const unsigned remove = EV_DELETE | (mode & ~EV_ENABLE);

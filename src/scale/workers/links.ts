@@ -49,7 +49,10 @@ class Outbound implements Relay {
         const n = native.write(this.fd, frames, start, end - start);
         if (n >= 0) start += n;
         else if (n === -EINTR) continue;
-        else if (n !== -EAGAIN) return this.broken(n), true;
+        else if (n !== -EAGAIN) {
+          this.broken(n);
+          return true;
+        }
         break;
       }
       if (start === end) return true;
@@ -174,6 +177,8 @@ export class Links {
   private readonly inbound = new Map<number, Inbound>();
   /** Registered link ends by token. */
   private readonly byToken = new Map<number, Outbound | Inbound>();
+  /** Inbound links whose read budget ran out: read again on the next turn. */
+  private readonly unfinished: Inbound[] = [];
   private nextToken = 1;
   private continueScheduled = false;
 
@@ -268,8 +273,6 @@ export class Links {
       }
     }
   }
-
-  private readonly unfinished: Inbound[] = [];
 
   private readLater(link: Inbound): void {
     if (!link.unfinished) {

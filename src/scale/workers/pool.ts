@@ -28,6 +28,11 @@ export interface PoolOptions {
   snapshotTimeoutMs?: number;
   /** --bus, joined by every worker (same node id). */
   bus?: BusOptions | null;
+  /** How the workers share the port. 'reuseport' (Linux default): a listener per worker in one
+   *  SO_REUSEPORT group, and the kernel spreads connections evenly. 'shared' (the default
+   *  elsewhere: macOS and the BSDs do not balance SO_REUSEPORT): one listener that every
+   *  worker's poller watches, and whoever wakes first accepts. */
+  listener?: 'reuseport' | 'shared';
 }
 
 /** More deaths than this within RESTART_WINDOW_MS: the pool gives up (onFatal). */
@@ -57,6 +62,8 @@ export class WorkerPool {
   private nextSnapshotId = 1;
   private stopping = false;
   private closed: Promise<void> | null = null;
+  /** The shared listener ('shared' mode), or -1. */
+  private listenFd = -1;
 
   private constructor(private readonly options: PoolOptions, port: number, private readonly log: Logger) {
     this.address = { host: options.server.host, port };
@@ -66,12 +73,15 @@ export class WorkerPool {
 
   static async start(options: PoolOptions, log: Logger): Promise<WorkerPool> {
     if (options.workers < 2) throw new RangeError('a worker pool has at least 2 workers');
+    const shared = (options.listener ?? (process.platform === 'linux' ? 'reuseport' : 'shared')) === 'shared';
     // Port 0: bind once here to learn the kernel's choice, so every worker joins that port's
-    // SO_REUSEPORT group; closed once they all listen (before anyone is told the port).
-    const reservation = native.listen(options.server.host, options.server.port, 0, true);
+    // SO_REUSEPORT group; closed once they all listen (before anyone is told the port). Shared:
+    // the one listener, kept for the pool's life.
+    const reservation = native.listen(options.server.host, options.server.port, 0, !shared);
     let pool: WorkerPool;
     try {
       pool = new WorkerPool(options, native.localAddress(reservation).port, log);
+      if (shared) pool.listenFd = reservation;
       const ends = pool.makeLinks();
       const starting = [];
       for (let i = 0; i < options.workers; i++) starting.push(pool.spawn(i, ends.outbound[i]!, ends.inbound[i]!));
@@ -81,8 +91,11 @@ export class WorkerPool {
         await pool.close();
         throw (failed as PromiseRejectedResult).reason;
       }
+    } catch (error) {
+      if (shared) native.close(reservation);
+      throw error;
     } finally {
-      native.close(reservation);
+      if (!shared) native.close(reservation);
     }
     return pool;
   }
@@ -141,7 +154,10 @@ export class WorkerPool {
         resolve();
       });
       this.send(slot, { type: 'close' });
-    }))).then(() => {});
+    }))).then(() => {
+      if (this.listenFd >= 0) native.close(this.listenFd);
+      this.listenFd = -1;
+    });
     return this.closed;
   }
 
@@ -182,6 +198,7 @@ export class WorkerPool {
       inbound,
       linkBound: this.linkBound,
       bus: this.options.bus ?? null,
+      listenFd: this.listenFd >= 0 ? this.listenFd : null,
     };
     const worker = startThread(workerEntry, { workerData: config });
     const slot: Slot = { index, worker, ready: false, gone: false };
@@ -228,7 +245,6 @@ export class WorkerPool {
       case 'link-cut':
         this.relinkAfterCut(slot.index, message.peer);
         return;
-      case 'closed':
       case 'ready':
         return;
     }

@@ -27,6 +27,9 @@ export interface WorkerConfig {
   /** --bus: every worker joins it with the process's one node id, so it skips its siblings'
    *  entries (those came over the links) and each frame reaches each client once. */
   bus: BusOptions | null;
+  /** A listener shared by every worker (made and owned by the supervisor), or null: each
+   *  worker listens on the port itself with SO_REUSEPORT. */
+  listenFd: number | null;
 }
 
 export type ToWorker =
@@ -43,5 +46,4 @@ export type FromWorker =
   | { type: 'ready'; port: number }
   | { type: 'snapshot'; id: number; snapshot: ServerSnapshot }
   /** This worker cut its outbound link to `peer`: `peer` did not read `queued` bytes in time. */
-  | { type: 'link-cut'; peer: number; queued: number }
-  | { type: 'closed' };
+  | { type: 'link-cut'; peer: number; queued: number };

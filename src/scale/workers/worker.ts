@@ -3,7 +3,7 @@
 // it in ToWorker/FromWorker messages.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Logger, LEVELS, type Level } from '../../log.js';
-import type { MobServer } from '../../server/policy.js';
+import type { MobServer, ServerOptions } from '../../server/policy.js';
 import type { FanoutHost } from '../../server/fanout.js';
 import { snapshotOf } from '../../metrics/snapshot.js';
 import { Links } from './links.js';
@@ -18,20 +18,27 @@ const level: Level = (LEVELS as readonly string[]).includes(config.logLevel) ? (
 const log = new Logger(level, (line) => process.stderr.write(line.replace(/^(\S+ \S+\s+)/, `$1worker ${config.index}: `) + '\n'));
 
 async function createServer(): Promise<MobServer & FanoutHost> {
-  // SO_REUSEPORT: every worker has a listener of its own on the one port, and the kernel spreads
-  // new connections over them (Linux hashes the 4-tuple).
-  const options = { ...config.options, reusePort: true };
+  const options = await listenOptions();
   if (config.engine.engine === 'uv') {
-    // node:net in Node 20 cannot set SO_REUSEPORT itself: it listens on one the addon made,
-    // and owns (and closes) it from then on.
-    const { native } = await import('../../native/binding.js');
-    const listenFd = native.listen(options.host, options.port, 0, true);
-    native.disown(listenFd);
     const { UvServer } = await import('../../server/uv/server.js');
-    return UvServer.listen({ ...options, reusePort: false, listenFd }, log, config.engine.uvMode);
+    return UvServer.listen(options, log, config.engine.uvMode);
   }
   const { NativeServer } = await import('../../server/native/server.js');
   return new NativeServer(options, log);
+}
+
+async function listenOptions(): Promise<ServerOptions> {
+  // The supervisor's listener, watched by every worker's poller: it stays the supervisor's.
+  if (config.listenFd !== null) return { ...config.options, listenFd: config.listenFd, keepListenFd: true };
+  // SO_REUSEPORT: every worker has a listener of its own on the one port, and the kernel spreads
+  // new connections over them (Linux hashes the 4-tuple).
+  if (config.engine.engine === 'native') return { ...config.options, reusePort: true };
+  // node:net in Node 20 cannot set SO_REUSEPORT itself: it listens on one the addon made, and
+  // owns (and closes) it from then on.
+  const { native } = await import('../../native/binding.js');
+  const listenFd = native.listen(config.options.host, config.options.port, 0, true);
+  native.disown(listenFd);
+  return { ...config.options, listenFd };
 }
 
 const server = await createServer();
@@ -57,8 +64,7 @@ port.on('message', (message: ToWorker) => {
       // The server first (no more local batches), then the bus (publishes what it still keeps).
       void server.close().then(() => bus?.close()).then(() => {
         links.close();
-        post({ type: 'closed' });
-        port.close();
+        port.close(); // nothing left to keep the thread: it ends, and the supervisor sees 'exit'
       });
       return;
   }
