@@ -211,6 +211,31 @@ test('one node cut off from Redis for a while resumes from its last ID and loses
   });
 });
 
+test('lag counts the entries a node has not read yet, and returns to 0 once it has', { skip: redisSkip }, async () => {
+  await withRedis(async (redis) => {
+    const path = await RedisPath.open(redis.port);
+    const [a, b] = [new RecordingHost(), new RecordingHost()];
+    const logs = new LogLines();
+    const buses = [await connectBus(a, options(redis.url), logs.log), await connectBus(b, options(path.url), logs.log)];
+    try {
+      path.hold('mob-bus-reader'); // node b's reading connection only; its lag probe goes on
+      for (let tag = 0; tag < 10; tag++) {
+        buses[0]!.publish(batch(tag), 0, batch(tag).length);
+        await waitFor(() => buses[0]!.metrics().backlogBytes === 0, 'each batch its own entry');
+      }
+      await waitFor(() => buses[1]!.metrics().lag === 10, `node b's lag to reach 10 (is ${buses[1]!.metrics().lag})`);
+      assert.equal(b.delivered.length, 0);
+      path.release();
+      await waitFor(() => b.bytes.length === 10 * batch(0).length, 'node b to catch up');
+      await waitFor(() => buses[1]!.metrics().lag === 0, 'the lag to return to 0');
+      assert.equal(buses[1]!.metrics().received, 10);
+    } finally {
+      await closeAll(buses);
+      await path.close();
+    }
+  });
+});
+
 test('retention too short for what a node missed: its clients are dropped with the reason', { skip: redisSkip }, async () => {
   // Small stream nodes, so MAXLEN ~ trims at once instead of in 100-entry steps.
   await withRedis(async (redis) => {
