@@ -185,6 +185,34 @@ test('a Redis restart mid-run: what was sent while it was down arrives after it,
   });
 });
 
+test('entries Redis lost before a node read them (a restart without persistence): that node drops its clients, with the reason', { skip: redisSkip }, async () => {
+  await withRedis(async (redis) => {
+    const path = await RedisPath.open(redis.port);
+    const [a, b] = [new RecordingHost(), new RecordingHost()];
+    const logs = new LogLines();
+    const buses = [await connectBus(a, options(redis.url), logs.log), await connectBus(b, options(path.url), logs.log)];
+    try {
+      buses[0]!.publish(batch(1), 0, batch(1).length);
+      await waitFor(() => b.delivered.length === 1, 'the first entry at node b');
+      path.hold('mob-bus-reader');
+      for (let tag = 2; tag <= 5; tag++) {
+        buses[0]!.publish(batch(tag), 0, batch(tag).length);
+        await waitFor(() => buses[0]!.metrics().backlogBytes === 0, 'each entry in Redis');
+      }
+      await redis.stop(); // with entries 2…5 that node b never read
+      path.release();
+      await redis.resume();
+      buses[0]!.publish(batch(6), 0, batch(6).length);
+      await waitFor(() => b.drops.length > 0, 'node b to notice the loss');
+      assert.match(b.drops[0]!, /entries 2…5 of publisher .* never arrived \(lost by Redis\)/);
+      assert.deepEqual(a.drops, []);
+    } finally {
+      await closeAll(buses);
+      await path.close();
+    }
+  });
+});
+
 test('one node cut off from Redis for a while resumes from its last ID and loses nothing', { skip: redisSkip }, async () => {
   await withRedis(async (redis) => {
     const path = await RedisPath.open(redis.port);

@@ -29,10 +29,13 @@ export class StreamReader {
   private loop: Promise<void> | null = null;
   /** Entries passed (delivered or skipped), anchored to XINFO's entries-added: lag = added − this. */
   private position = -1;
+  /** Frames of one read, delivered in one broadcast (one write per receiver per read, not per
+   *  entry: one copy of the read's frames costs less than a write per entry per receiver). */
+  private readonly ready: Buffer[] = [];
+  private readyBytes = 0;
   received = 0;
   duplicates = 0;
   gaps = 0;
-
 
   constructor(private readonly side: BusSide, private readonly host: FanoutHost) {
     this.sha = createHash('sha1').update(READ_SCRIPT).digest('hex');
@@ -131,11 +134,6 @@ export class StreamReader {
     this.take(reply.entries);
     return reply.more;
   }
-
-  /** Frames of one read, delivered in one broadcast (one write per receiver per read, not per
-   *  entry: one copy of the read's frames costs less than a write per entry per receiver). */
-  private readonly ready: Buffer[] = [];
-  private readyBytes = 0;
 
   private take(entries: RawEntry[]): void {
     for (const [id, fields] of entries) {
