@@ -8,6 +8,7 @@ import { Logger } from '../src/log.ts';
 import { encodeFrame } from '../src/protocol/frame.ts';
 import type { FanoutHost, Relay } from '../src/server/fanout.ts';
 import { connectBus, newNodeId, parseBusUrl, type Bus, type BusOptions } from '../src/scale/bus/index.ts';
+import { Redis } from 'ioredis';
 import { waitFor } from './helpers.ts';
 import { freePort, RedisPath, RedisServer, redisSkip } from './redis.ts';
 
@@ -343,4 +344,27 @@ test('a password in the URL is used, never logged; a wrong one fails start-up wi
       /cannot reach the bus at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ within 1000 ms: WRONGPASS/);
     assert.ok(logs.lines.every((line) => !line.includes('s3cret') && !line.includes('wrong@')), 'no password in the log');
   }, ['--requirepass', 's3cret']);
+});
+
+test('a stream key clobbered by another program: bounded warnings, and the bus goes on once the key is a stream again', { skip: redisSkip }, async () => {
+  await withRedis(async (redis) => {
+    const [a, b] = [new RecordingHost(), new RecordingHost()];
+    const logs = new LogLines();
+    const buses = [await connectBus(a, options(redis.url), logs.log), await connectBus(b, options(redis.url), logs.log)];
+    const other = new Redis(redis.url);
+    try {
+      await other.set('mob:frames', 'not a stream');
+      buses[0]!.publish(batch(1), 0, batch(1).length);
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // failures every 200 ms meanwhile
+      const count = (pattern: RegExp) => logs.lines.filter((line) => pattern.test(line)).length;
+      assert.ok(count(/XADD failed: WRONGTYPE/) === 1, logs.lines.join('\n'));
+      assert.ok(count(/read failed: .*WRONGTYPE/) <= 2, 'one per reader in the interval');
+      await other.del('mob:frames');
+      await waitFor(() => b.bytes.length >= batch(1).length, 'the kept batch once the key is free', 15_000);
+      assert.ok(b.bytes.subarray(b.bytes.length - batch(1).length).equals(batch(1)));
+    } finally {
+      other.disconnect();
+      await closeAll(buses);
+    }
+  });
 });

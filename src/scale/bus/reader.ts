@@ -9,6 +9,7 @@
 import { FrameScan, scanFrames } from '../../protocol/frame.js';
 import type { FanoutHost } from '../../server/fanout.js';
 import type { BusSide } from './connection.js';
+import { ThrottledLine } from './throttle.js';
 import { bellKey, epochKey, parseEntry, parseReadReply, READ_SCRIPT, type RawEntry } from './stream.js';
 import { createHash, randomUUID } from 'node:crypto';
 
@@ -33,6 +34,9 @@ export class StreamReader {
    *  entry: one copy of the read's frames costs less than a write per entry per receiver). */
   private readonly ready: Buffer[] = [];
   private readyBytes = 0;
+  private readonly readFailures = new ThrottledLine();
+  private readonly foreignEntries = new ThrottledLine();
+  private readonly brokenEntries = new ThrottledLine();
   received = 0;
   duplicates = 0;
   gaps = 0;
@@ -73,7 +77,7 @@ export class StreamReader {
       } catch (error) {
         if (this.closed) return;
         if (this.side.connection.redis.status === 'ready') {
-          this.side.log.warn(`bus ${this.side.display}: read failed: ${(error as Error).message}; retrying`);
+          this.readFailures.emit((line) => this.side.log.warn(line), `bus ${this.side.display}: read failed: ${(error as Error).message}; retrying`);
           await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
         }
       }
@@ -142,7 +146,7 @@ export class StreamReader {
       if (fields.length === 0) continue; // this node's own, stripped by the script
       const entry = parseEntry(fields);
       if (entry === null) {
-        this.side.log.warn(`bus ${this.side.display}: entry ${this.lastId} is not mob's; skipped`);
+        this.foreignEntries.emit((line) => this.side.log.warn(line), `bus ${this.side.display}: entry ${this.lastId} is not mob's; skipped`);
         continue;
       }
       if (entry.node === this.side.nodeId) continue;
@@ -159,7 +163,7 @@ export class StreamReader {
       this.sequences.set(entry.publisher, entry.sequence);
       const frames = entry.frames;
       if (scanFrames(frames, 0, frames.length, Number.MAX_SAFE_INTEGER, this.scan).end !== frames.length) {
-        this.side.log.error(`bus ${this.side.display}: entry ${this.lastId} holds a broken frame sequence; skipped`);
+        this.brokenEntries.emit((line) => this.side.log.error(line), `bus ${this.side.display}: entry ${this.lastId} holds a broken frame sequence; skipped`);
         continue;
       }
       this.received++;

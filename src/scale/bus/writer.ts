@@ -5,6 +5,7 @@
 // and the host disconnects those senders.
 import type { BusSide } from './connection.js';
 import { bellKey, FIELD } from './stream.js';
+import { ThrottledLine } from './throttle.js';
 
 /** An entry this large is sent on its own; more waiting batches go in the next one. */
 const MAX_ENTRY_BYTES = 1 << 20;
@@ -24,7 +25,8 @@ export class StreamWriter {
   private sequence = 0;
   private flushing = false;
   private closed = false;
-  private refusedSince = 0;
+  private readonly refusals = new ThrottledLine(10_000);
+  private readonly failures = new ThrottledLine();
   published = 0;
   refused = 0;
 
@@ -48,10 +50,8 @@ export class StreamWriter {
     const length = end - start;
     if (length <= 0) return true;
     if (this.bytes + length > this.backlogLimit) {
-      if (this.refused++ === 0 || Date.now() - this.refusedSince > 10_000) {
-        this.side.log.warn(`bus ${this.side.display}: ${this.bytes} B not yet published (bound ${this.backlogLimit} B, --bus-backlog): refusing new frames; their senders are disconnected`);
-        this.refusedSince = Date.now();
-      }
+      this.refused++;
+      this.refusals.emit((line) => this.side.log.warn(line), `bus ${this.side.display}: ${this.bytes} B not yet published (bound ${this.backlogLimit} B, --bus-backlog): refusing new frames; their senders are disconnected`);
       return false;
     }
     const copy = Buffer.allocUnsafe(length);
@@ -96,7 +96,7 @@ export class StreamWriter {
           // Connection errors: ready() waits for the client's reconnect. Anything else (OOM,
           // WRONGTYPE) is retried after a pause; the backlog's bound still protects memory.
           if (this.side.connection.redis.status === 'ready') {
-            this.side.log.warn(`bus ${this.side.display}: XADD failed: ${(error as Error).message}; retrying`);
+            this.failures.emit((line) => this.side.log.warn(line), `bus ${this.side.display}: XADD failed: ${(error as Error).message}; retrying`);
             await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
           }
           continue;
