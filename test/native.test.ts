@@ -550,6 +550,21 @@ describe('loading the addon', () => {
     assert.deepEqual(result, { before: false, stillNot: false, after: true, backend: result.backend, constants: true, same: true, errnoAgrees: true });
   });
 
+  test('after first use, native holds plain data properties in fast mode: no getter per call', () => {
+    const child = spawnSync(
+      process.execPath,
+      ['--allow-natives-syntax', '--import', 'tsx', '--input-type=module', '-e', `
+        import { native } from ${src('native/binding.ts')};
+        native.read;
+        const descriptor = Object.getOwnPropertyDescriptor(native, 'read');
+        console.log(JSON.stringify({ data: 'value' in descriptor && !('get' in descriptor), fast: %HasFastProperties(native) }));
+      `],
+      { cwd: root, encoding: 'utf8', timeout: 30_000 },
+    );
+    assert.equal(child.status, 0, child.stderr);
+    assert.deepEqual(JSON.parse(child.stdout), { data: true, fast: true });
+  });
+
   test('native forwards exactly the members the addon exports', () => {
     assert.deepEqual([...bindingKeys].sort(), Object.keys(loadNative()).sort());
     for (const key of bindingKeys) assert.equal(native[key], loadNative()[key], key);
