@@ -745,6 +745,17 @@ describe(`interest bits and capabilities (${native.backend})`, () => {
     assert.equal(native.read(quiet.server, Buffer.alloc(8), 0, 8), 0);
   });
 
+  test('EXCLUSIVE registers with add() and reports a connection; modify() of it is the kernel\'s EINVAL', { skip: !epoll && 'epoll only' }, async () => {
+    const listenFd = track(native.listen('127.0.0.1', 0, 0, false));
+    const poller = newPoller();
+    // Accepted at all only because EXCLUSIVE leaves EPOLLRDHUP out: the kernel refuses the pair.
+    poller.add(listenFd, 9, READABLE | EXCLUSIVE);
+    track(native.connect('127.0.0.1', native.localAddress(listenFd).port));
+    const events = waitEvents(poller, 1000);
+    assert.equal(flagsFor(events, 9), EV_READABLE);
+    assert.throws(() => poller.modify(listenFd, 9, READABLE | EXCLUSIVE), (error: NodeJS.ErrnoException) => error.code === 'EINVAL' && error.syscall === 'epoll_ctl');
+  });
+
   for (const [name, bit] of [['ONESHOT', ONESHOT], ['DISPATCH', DISPATCH]] as const) {
     for (const trigger of [0, EDGE]) {
       test(`${name}${trigger ? ' (edge)' : ''}: one event, then silence with data still waiting, until modify() re-arms it`, async () => {
