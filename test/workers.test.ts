@@ -38,6 +38,15 @@ async function waitConnections(pool: WorkerPool, count: number): Promise<ServerS
   }
 }
 
+/** Every worker up and answering (a restarted one included). */
+async function waitAllUp(pool: WorkerPool): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await pool.snapshots()).every((s) => s !== null)) {
+    if (Date.now() > deadline) throw new Error('a worker did not come back');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /** A test payload: sender, sequence, filler checked by checkPayload. */
 function payload(sender: number, sequence: number, size: number): Buffer {
   const body = Buffer.allocUnsafe(size);
@@ -152,6 +161,7 @@ test('a worker that dies: its clients are closed, it is logged and restarted, an
   await died;
   await waitFor(() => clients.filter((c) => c.closed).length === before[1]!.connections, `worker 1's ${before[1]!.connections} clients to be closed`, 10_000);
   await waitFor(() => pool.restarts === 1, 'the restart');
+  await waitAllUp(pool);
   // Whole again: clients over both workers, every frame verified.
   for (const c of clients) c.destroy();
   await waitConnections(pool, 0);
@@ -205,4 +215,20 @@ test('--workers 2 --bus: 2 nodes × 2 workers on one Redis are one server; bus f
     assert.equal(sum(samples, 'mob_bus_reconnects_total'), 0);
     assert.ok([0, 1].every((w) => sum(samples, 'mob_connections_accepted_total', `worker="${w}"`) > 0), 'both workers of each node got clients');
   }
+});
+
+test('workers that keep dying: the pool gives up (the CLI then exits 1) instead of restarting forever', async (t) => {
+  const pool = await startPool(2);
+  t.after(() => pool.close());
+  let fatal = '';
+  pool.onFatal = (reason) => (fatal = reason);
+  for (let death = 1; death <= 6 && fatal === ''; death++) {
+    const thread = pool.thread(death % 2);
+    const exited = new Promise((resolve) => thread.once('exit', resolve));
+    void thread.terminate();
+    await exited;
+    if (death <= 5) await waitAllUp(pool);
+  }
+  assert.match(fatal, /6 worker deaths within 10 s; giving up/);
+  assert.equal(pool.restarts, 5);
 });

@@ -287,8 +287,9 @@ export class WorkerPool {
       this.send(peer, { type: 'relink', peer: index, outbound: fromPeer, inbound: atPeer, lost: false });
     }
     this.spawn(index, outbound, inbound).catch((error: Error) => {
+      // Died or hung while starting: one more death (the storm bound above still applies).
       this.log.error(`worker ${index} could not be restarted: ${error.message}`);
-      this.onFatal(`worker ${index} could not be restarted`);
+      if (!this.stopping) this.onDeath(this.slots[index]!, -1);
     });
   }
 
