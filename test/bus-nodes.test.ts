@@ -34,13 +34,22 @@ async function clientsOn(node: CliServer, count: number): Promise<TestClient[]> 
 /** A frame that names its sender and sequence. */
 const frame = (sender: string, sequence: number) => `${sender}:${sequence}`;
 
-/** Both nodes hold their clients and the bus path is open: a probe from each side reaches all. */
+/** Both nodes hold their clients and the bus path is open: a probe from each side reaches all.
+ *  A client may be connected before its node has accepted it, so probes repeat until one
+ *  reaches everyone (the earlier ones, from the same sender, came before it). */
 async function settle(groups: TestClient[][]): Promise<void> {
   const all = groups.flat();
   for (const [g, group] of groups.entries()) {
-    const before = all.map((c) => c.frames.length);
-    group[0]!.send(`probe-${g}`);
-    await waitFor(() => all.every((c, i) => c.frames.length > before[i]!), `probe ${g} to reach every client`);
+    const deadline = Date.now() + 10_000;
+    for (let k = 0; ; k++) {
+      const probe = `probe-${g}-${k}`;
+      group[0]!.send(probe);
+      const seen = () => all.every((c) => c.frames.some((f) => f.toString() === probe));
+      const until = Date.now() + 200;
+      while (!seen() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 5));
+      if (seen()) break;
+      if (Date.now() > deadline) throw new Error(`probes from node ${g} did not reach every client in 10 s`);
+    }
   }
   for (const client of all) client.frames.length = 0;
 }

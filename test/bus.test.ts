@@ -96,6 +96,30 @@ test('what one node publishes, every other node delivers once, in order, byte fo
   });
 });
 
+test('large frames (1 MiB) cross the bus whole and in order, a few per read', { skip: redisSkip }, async () => {
+  await withRedis(async (redis) => {
+    const [a, b] = [new RecordingHost(), new RecordingHost()];
+    const logs = new LogLines();
+    const buses = [await connectBus(a, options(redis.url, { backlogBytes: 64 << 20 }), logs.log), await connectBus(b, options(redis.url), logs.log)];
+    try {
+      const sent: Buffer[] = [];
+      for (let i = 0; i < 12; i++) {
+        const body = Buffer.alloc(1 << 20, i);
+        body.writeUInt32BE(i, 0);
+        const one = encodeFrame(body);
+        sent.push(one);
+        assert.equal(buses[0]!.publish(one, 0, one.length), true);
+      }
+      const expected = Buffer.concat(sent);
+      await waitFor(() => b.bytes.length >= expected.length, '12 MiB at node b', 30_000);
+      assert.ok(b.bytes.equals(expected));
+      assert.ok(b.delivered.length >= 3, `the reads are bounded in bytes: ${b.delivered.length} deliveries`);
+    } finally {
+      await closeAll(buses);
+    }
+  });
+});
+
 test('workers of one node share its id: they skip each other\'s entries (their peer links carry them)', { skip: redisSkip }, async () => {
   await withRedis(async (redis) => {
     const nodeId = newNodeId();
@@ -250,4 +274,20 @@ test('connectBus fails with a clear error when nothing answers, and rejects a ba
   assert.throws(() => parseBusUrl('redis://h:1/x'), /database must be a number/);
   assert.throws(() => parseBusUrl('nonsense'), /--bus wants/);
   assert.equal(parseBusUrl('redis://u:secret@h:6379/2').display, 'redis://u:***@h:6379/2');
+});
+
+test('a password in the URL is used, never logged; a wrong one fails start-up with the server\'s answer', { skip: redisSkip }, async () => {
+  await withRedis(async (redis) => {
+    const logs = new LogLines();
+    const host = new RecordingHost();
+    const bus = await connectBus(host, options(`redis://:s3cret@127.0.0.1:${redis.port}`), logs.log);
+    try {
+      assert.match(bus.name, /redis:\/\/:\*\*\*@127\.0\.0\.1/);
+    } finally {
+      await bus.close();
+    }
+    await assert.rejects(connectBus(host, options(`redis://:wrong@127.0.0.1:${redis.port}`, { connectTimeoutMs: 1000 }), logs.log),
+      /cannot reach the bus at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ within 1000 ms: WRONGPASS/);
+    assert.ok(logs.lines.every((line) => !line.includes('s3cret') && !line.includes('wrong@')), 'no password in the log');
+  }, ['--requirepass', 's3cret']);
 });

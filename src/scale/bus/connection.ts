@@ -14,6 +14,8 @@ export interface BusConnection {
   readonly redis: Redis;
   /** Times this connection came back after it had been ready once. */
   readonly restores: () => number;
+  /** The last connection error, for a start-up failure's message. */
+  readonly lastError: () => string | null;
   /** Resolves when the connection is ready (now, if it is). Rejects once it is closed. */
   ready(): Promise<void>;
   close(): void;
@@ -33,6 +35,7 @@ export function openConnection(address: BusAddress, role: string, log: Logger): 
   let closed = false;
   let down = false;
   let lastFailureLog = 0;
+  let lastError: string | null = null;
   let suppressed = 0;
   let waiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
 
@@ -50,6 +53,7 @@ export function openConnection(address: BusAddress, role: string, log: Logger): 
   });
   redis.on('error', (error: Error) => {
     if (closed) return;
+    lastError = error.message;
     const now = Date.now();
     if (!down || now - lastFailureLog >= FAILURE_LOG_INTERVAL_MS) {
       log.warn(`bus ${address.display}: ${role} connection: ${error.message}; reconnecting`);
@@ -71,6 +75,7 @@ export function openConnection(address: BusAddress, role: string, log: Logger): 
   return {
     redis,
     restores: () => restores,
+    lastError: () => lastError,
     ready() {
       if (closed) return Promise.reject(new Error('bus closed'));
       if (redis.status === 'ready') return Promise.resolve();

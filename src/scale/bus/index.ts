@@ -70,7 +70,10 @@ export async function connectBus(host: FanoutHost, options: BusOptions, log: Log
     await Promise.race([
       Promise.all([writing.ready(), reader.join()]),
       new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`cannot reach the bus at ${address.display} within ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(() => {
+          const why = writing.lastError() ?? reading.lastError();
+          reject(new Error(`cannot reach the bus at ${address.display} within ${timeoutMs} ms${why ? `: ${why}` : ''}`));
+        }, timeoutMs);
       }),
     ]);
   } catch (error) {

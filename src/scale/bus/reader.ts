@@ -14,6 +14,8 @@ import { bellKey, epochKey, parseEntry, parseReadReply, READ_SCRIPT, type RawEnt
 import { createHash, randomUUID } from 'node:crypto';
 
 const READ_COUNT = 256;
+/** A read stops after the entry that takes its frames past this (entries hold up to 1 MiB). */
+const READ_BYTES = 4 << 20;
 const BLOCK_MS = 5000;
 const RETRY_DELAY_MS = 200;
 
@@ -71,7 +73,7 @@ export class StreamReader {
           await this.connection.ready();
           wait = false;
         }
-        wait = (await this.readOnce(wait)) < READ_COUNT;
+        wait = !(await this.readOnce(wait));
       } catch (error) {
         if (this.closed) return;
         if (this.connection.redis.status === 'ready') {
@@ -86,11 +88,11 @@ export class StreamReader {
    * One script read, after a blocking XREAD when `wait`: both go in one pipeline, so Redis runs
    * the script as soon as the XREAD wakes (a blocked client's next command waits behind it),
    * one round trip per wake-up. The XREAD waits on the doorbell (stream.ts), from the ring the
-   * last read saw: any entry added since rang it after. Returns how many entries it read (COUNT: there may be more).
+   * last read saw: any entry added since rang it after. Returns true if there is more to read at once.
    */
-  private async readOnce(wait: boolean): Promise<number> {
+  private async readOnce(wait: boolean): Promise<boolean> {
     const redis = this.connection.redis;
-    const args = [3, this.stream, epochKey(this.stream), bellKey(this.stream), this.lastId, READ_COUNT, this.epoch, randomUUID(), this.position < 0 ? '1' : '0', this.nodeId];
+    const args = [3, this.stream, epochKey(this.stream), bellKey(this.stream), this.lastId, READ_COUNT, this.epoch, randomUUID(), this.position < 0 ? '1' : '0', this.nodeId, READ_BYTES];
     let raw: unknown;
     if (wait) {
       const results = await redis.pipeline()
@@ -102,7 +104,7 @@ export class StreamReader {
       if (read?.[0]) {
         if (!read[0].message.startsWith('NOSCRIPT')) throw read[0];
         await redis.callBuffer('SCRIPT', 'LOAD', READ_SCRIPT);
-        return 0;
+        return true;
       }
       raw = read?.[1];
     } else {
@@ -113,7 +115,7 @@ export class StreamReader {
         raw = await redis.callBuffer('EVAL', READ_SCRIPT, ...args);
       }
     }
-    if (this.closed) return 0;
+    if (this.closed) return false;
     const reply = parseReadReply(raw);
     const joining = this.epoch === '';
     this.epoch = reply.epoch;
@@ -132,9 +134,9 @@ export class StreamReader {
     }
     this.lastId = reply.lastId;
     this.bellId = reply.bellId;
-    if (joining) return 0;
+    if (joining) return false;
     this.take(reply.entries);
-    return reply.entries.length;
+    return reply.more;
   }
 
   /** Frames of one read, delivered in one broadcast (one write per receiver per read, not per

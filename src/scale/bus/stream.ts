@@ -29,14 +29,15 @@ export function bellKey(stream: string): string {
  *
  * KEYS: stream, epoch key, doorbell. ARGV: last id ('$' = the end, at join), count, known epoch ('' at
  * join), epoch to set when the key is missing, '1' to want entries-added (lag accounting), the
- * reader's node id (its own entries come back without fields).
+ * reader's node id (its own entries come back without fields), a byte budget for the reply.
  * Returns {epoch, last id used, gap 0|1, reset 0|1, XLEN, entries-added or -1, entries, the
- * doorbell's last ID (block on it from there)}.
+ * doorbell's last ID (block on it from there), more 0|1 (entries left after these)}.
  */
 export const READ_SCRIPT = `
 local stream, epochKey, bellKey = KEYS[1], KEYS[2], KEYS[3]
 local last, count, known, candidate = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local wantAdded, own = ARGV[5] == '1', ARGV[6]
+local wantAdded, own, maxBytes = ARGV[5] == '1', ARGV[6], tonumber(ARGV[7])
+local more = 0
 local epoch = redis.call('GET', epochKey)
 if not epoch then
   redis.call('SET', epochKey, candidate)
@@ -68,15 +69,26 @@ if exists then
     if lm < fm or (lm == fm and ls < fs) then gap = 1 end
   end
   entries = redis.call('XRANGE', stream, '(' .. last, '+', 'COUNT', count)
+  if #entries == count then more = 1 end
   -- The reader's own node's entries come back as bare IDs: its clients had those frames already,
-  -- and sending them back would double what every node reads.
+  -- and sending them back would double what every node reads. Past maxBytes the reply stops
+  -- (large frames must not make one reply of COUNT × 1 MiB).
+  local bytes = 0
   for i = 1, #entries do
     local fields = entries[i][2]
+    local mine = false
     for j = 1, #fields, 2 do
-      if fields[j] == 'n' then
-        if fields[j + 1] == own then entries[i] = {entries[i][1], {}} end
-        break
-      end
+      if fields[j] == 'n' and fields[j + 1] == own then mine = true end
+    end
+    if mine then
+      entries[i] = {entries[i][1], {}}
+    else
+      for j = 1, #fields, 2 do bytes = bytes + #fields[j + 1] end
+    end
+    if bytes >= maxBytes and i < #entries then
+      for k = #entries, i + 1, -1 do entries[k] = nil end
+      more = 1
+      break
     end
   end
 end
@@ -94,7 +106,7 @@ end
 local rang = redis.call('XREVRANGE', bellKey, '+', '-', 'COUNT', 1)
 local bell = '0-0'
 if #rang > 0 then bell = rang[1][1] end
-return {epoch, last, gap, reset, len, added, entries, bell}
+return {epoch, last, gap, reset, len, added, entries, bell, more}
 `;
 
 export interface ReadReply {
@@ -109,13 +121,15 @@ export interface ReadReply {
   added: number;
   entries: RawEntry[];
   bellId: string;
+  /** Cut short (COUNT or the byte budget): read again at once. */
+  more: boolean;
 }
 
 /** [id, [field, value, field, value, …]] as the client returns it with Buffers. */
 export type RawEntry = [Buffer, Buffer[]];
 
 export function parseReadReply(reply: unknown): ReadReply {
-  const r = reply as [Buffer, Buffer, number, number, number, number, RawEntry[], Buffer];
+  const r = reply as [Buffer, Buffer, number, number, number, number, RawEntry[], Buffer, number];
   return {
     epoch: r[0].toString('latin1'),
     lastId: r[1].toString('latin1'),
@@ -125,6 +139,7 @@ export function parseReadReply(reply: unknown): ReadReply {
     added: r[5],
     entries: r[6],
     bellId: r[7].toString('latin1'),
+    more: r[8] === 1,
   };
 }
 
