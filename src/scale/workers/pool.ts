@@ -161,6 +161,13 @@ export class WorkerPool {
     return this.closed;
   }
 
+  /** The deadline now, in every worker (a second signal): close() then settles at once. */
+  closeNow(): Promise<void> {
+    const closing = this.close();
+    for (const slot of this.slots) this.send(slot, { type: 'close-now' });
+    return closing;
+  }
+
   // --- workers -----------------------------------------------------------------------
 
   /** One socketpair per ordered pair (a → b): a writes, b reads. */
