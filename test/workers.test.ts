@@ -11,6 +11,7 @@ import { exitOf, quietLog, spawnServer, TestClient, waitFor } from './helpers.ts
 import { scrapeUntil, sum } from './metrics-scrape.ts';
 import { stopServe } from '../scripts/lib/serve-process.ts';
 import { RedisServer, redisSkip } from './redis.ts';
+import { runShutdownScenario } from '../scripts/lib/shutdown-scenario.ts';
 
 function startPool(workers: number, maxOutput = DEFAULT_LIMITS.maxOutput, linkBound?: number): Promise<WorkerPool> {
   return WorkerPool.start({
@@ -231,4 +232,24 @@ test('workers that keep dying: the pool gives up (the CLI then exits 1) instead 
   }
   assert.match(fatal, /6 worker deaths within 10 s; giving up/);
   assert.equal(pool.restarts, 5);
+});
+
+test('--workers 2, SIGTERM: clients behind on both workers and still sending all get every frame, then EOF; exit 0', async (t) => {
+  const outcome = await runShutdownScenario({ args: ['--workers', '2'], clients: 20, frames: 32, frameBytes: 64 * 1024, shutdownTimeoutMs: 20_000 });
+  t.diagnostic(`${outcome.complete} of 20 complete, ${outcome.reset} reset; exit ${outcome.exitCode} after ${outcome.elapsedMs} ms`);
+  assert.equal(outcome.exitCode, 0, outcome.stderr);
+  assert.equal(outcome.missed, 0, `received: ${outcome.received.join(' ')}`);
+  assert.equal(outcome.stderr.match(/worker \d: shutdown: flushing output/g)?.length, 2, 'both workers drained their clients');
+});
+
+test('--workers 2, a second signal: every worker resets whoever is still behind, and the process exits 1', async (t) => {
+  const outcome = await runShutdownScenario({
+    args: ['--workers', '2'], clients: 10, frames: 64, frameBytes: 64 * 1024, shutdownTimeoutMs: 20_000, signals: ['SIGTERM', 'SIGINT'],
+  });
+  t.diagnostic(`${outcome.reset} of 10 reset, received ${outcome.received.join(', ')}; exit ${outcome.exitCode}`);
+  assert.equal(outcome.exitCode, 1, outcome.stderr);
+  assert.match(outcome.stderr, /SIGINT again/);
+  const cut = [...outcome.stderr.matchAll(/shutdown: (\d+) client\(s\) still behind at a second signal; reset/g)].reduce((n, m) => n + Number(m[1]), 0);
+  assert.ok(cut > 0, outcome.stderr);
+  assert.equal(outcome.reset, cut, 'every client cut was reset');
 });
