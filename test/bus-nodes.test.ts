@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runClients } from '../src/client/clients.ts';
-import { exitOf, spawnServer, TestClient, waitFor, type CliServer } from './helpers.ts';
+import { spawnSync } from 'node:child_process';
+import { cliPath, exitOf, spawnServer, TestClient, waitFor, type CliServer } from './helpers.ts';
 import { RedisServer, redisSkip } from './redis.ts';
 import { stopServe } from '../scripts/lib/serve-process.ts';
 
@@ -154,4 +155,17 @@ test('a bus backlog past its bound: the senders are disconnected, the other clie
     assert.match(nodes[0]!.stderr(), /--bus-backlog/);
     assert.ok(!listener!.closed, 'a client that sent nothing stays connected');
   });
+});
+
+test('mob serve: a bad --bus URL, or a bus flag without --bus, is a usage error (exit 2)', () => {
+  for (const [args, message] of [
+    [['--bus', 'http://h:1'], /--bus speaks redis:\/\/ or rediss:\/\//],
+    [['--bus', 'redis://h:1/db'], /--bus database must be a number/],
+    [['--bus-retention', '5'], /--bus-retention has no meaning without --bus/],
+    [['--bus', 'redis://h:1', '--bus-backlog', 'lots'], /--bus-backlog wants a size in bytes/],
+  ] as const) {
+    const run = spawnSync(process.execPath, [cliPath, 'serve', '--port', '0', ...args], { encoding: 'utf8', timeout: 10_000 });
+    assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
+    assert.match(run.stderr, message);
+  }
 });

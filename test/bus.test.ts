@@ -8,6 +8,7 @@ import { Logger } from '../src/log.ts';
 import { encodeFrame } from '../src/protocol/frame.ts';
 import type { FanoutHost, Relay } from '../src/server/fanout.ts';
 import { connectBus, newNodeId, parseBusUrl, type Bus, type BusOptions } from '../src/scale/bus/index.ts';
+import { Redis } from 'ioredis';
 import { waitFor } from './helpers.ts';
 import { freePort, RedisPath, RedisServer, redisSkip } from './redis.ts';
 
@@ -185,6 +186,34 @@ test('a Redis restart mid-run: what was sent while it was down arrives after it,
   });
 });
 
+test('entries Redis lost before a node read them (a restart without persistence): that node drops its clients, with the reason', { skip: redisSkip }, async () => {
+  await withRedis(async (redis) => {
+    const path = await RedisPath.open(redis.port);
+    const [a, b] = [new RecordingHost(), new RecordingHost()];
+    const logs = new LogLines();
+    const buses = [await connectBus(a, options(redis.url), logs.log), await connectBus(b, options(path.url), logs.log)];
+    try {
+      buses[0]!.publish(batch(1), 0, batch(1).length);
+      await waitFor(() => b.delivered.length === 1, 'the first entry at node b');
+      path.hold('mob-bus-reader');
+      for (let tag = 2; tag <= 5; tag++) {
+        buses[0]!.publish(batch(tag), 0, batch(tag).length);
+        await waitFor(() => buses[0]!.metrics().backlogBytes === 0, 'each entry in Redis');
+      }
+      await redis.stop(); // with entries 2…5 that node b never read
+      path.release();
+      await redis.resume();
+      buses[0]!.publish(batch(6), 0, batch(6).length);
+      await waitFor(() => b.drops.length > 0, 'node b to notice the loss');
+      assert.match(b.drops[0]!, /entries 2…5 of publisher .* never arrived \(lost by Redis\)/);
+      assert.deepEqual(a.drops, []);
+    } finally {
+      await closeAll(buses);
+      await path.close();
+    }
+  });
+});
+
 test('one node cut off from Redis for a while resumes from its last ID and loses nothing', { skip: redisSkip }, async () => {
   await withRedis(async (redis) => {
     const path = await RedisPath.open(redis.port);
@@ -204,6 +233,31 @@ test('one node cut off from Redis for a while resumes from its last ID and loses
       await waitFor(() => b.bytes.length >= Buffer.concat(sent).length, 'node b to catch up', 15_000);
       assert.ok(b.bytes.equals(Buffer.concat(sent)));
       assert.deepEqual(b.drops, []);
+    } finally {
+      await closeAll(buses);
+      await path.close();
+    }
+  });
+});
+
+test('lag counts the entries a node has not read yet, and returns to 0 once it has', { skip: redisSkip }, async () => {
+  await withRedis(async (redis) => {
+    const path = await RedisPath.open(redis.port);
+    const [a, b] = [new RecordingHost(), new RecordingHost()];
+    const logs = new LogLines();
+    const buses = [await connectBus(a, options(redis.url), logs.log), await connectBus(b, options(path.url), logs.log)];
+    try {
+      path.hold('mob-bus-reader'); // node b's reading connection only; its lag probe goes on
+      for (let tag = 0; tag < 10; tag++) {
+        buses[0]!.publish(batch(tag), 0, batch(tag).length);
+        await waitFor(() => buses[0]!.metrics().backlogBytes === 0, 'each batch its own entry');
+      }
+      await waitFor(() => buses[1]!.metrics().lag === 10, `node b's lag to reach 10 (is ${buses[1]!.metrics().lag})`);
+      assert.equal(b.delivered.length, 0);
+      path.release();
+      await waitFor(() => b.bytes.length === 10 * batch(0).length, 'node b to catch up');
+      await waitFor(() => buses[1]!.metrics().lag === 0, 'the lag to return to 0');
+      assert.equal(buses[1]!.metrics().received, 10);
     } finally {
       await closeAll(buses);
       await path.close();
@@ -290,4 +344,27 @@ test('a password in the URL is used, never logged; a wrong one fails start-up wi
       /cannot reach the bus at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ within 1000 ms: WRONGPASS/);
     assert.ok(logs.lines.every((line) => !line.includes('s3cret') && !line.includes('wrong@')), 'no password in the log');
   }, ['--requirepass', 's3cret']);
+});
+
+test('a stream key clobbered by another program: bounded warnings, and the bus goes on once the key is a stream again', { skip: redisSkip }, async () => {
+  await withRedis(async (redis) => {
+    const [a, b] = [new RecordingHost(), new RecordingHost()];
+    const logs = new LogLines();
+    const buses = [await connectBus(a, options(redis.url), logs.log), await connectBus(b, options(redis.url), logs.log)];
+    const other = new Redis(redis.url);
+    try {
+      await other.set('mob:frames', 'not a stream');
+      buses[0]!.publish(batch(1), 0, batch(1).length);
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // failures every 200 ms meanwhile
+      const count = (pattern: RegExp) => logs.lines.filter((line) => pattern.test(line)).length;
+      assert.ok(count(/XADD failed: WRONGTYPE/) === 1, logs.lines.join('\n'));
+      assert.ok(count(/read failed: .*WRONGTYPE/) <= 2, 'one per reader in the interval');
+      await other.del('mob:frames');
+      await waitFor(() => b.bytes.length >= batch(1).length, 'the kept batch once the key is free', 15_000);
+      assert.ok(b.bytes.subarray(b.bytes.length - batch(1).length).equals(batch(1)));
+    } finally {
+      other.disconnect();
+      await closeAll(buses);
+    }
+  });
 });

@@ -23,6 +23,9 @@ if (redisSkip) process.stderr.write(`\n*** ${redisSkip} ***\n\n`);
 export class RedisPath {
   private readonly sockets = new Set<Socket>();
   private held = false;
+  /** Hold only connections whose client has sent this (e.g. its CLIENT SETNAME), or all. */
+  private heldOnly: string | null = null;
+  private readonly sent = new Map<Socket, string>();
   private cut = false;
   private readonly waiting: Array<() => void> = [];
 
@@ -41,8 +44,9 @@ export class RedisPath {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  hold(): void {
+  hold(only: string | null = null): void {
     this.held = true;
+    this.heldOnly = only;
   }
 
   release(): void {
@@ -71,12 +75,15 @@ export class RedisPath {
     for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
       this.sockets.add(from);
       from.on('data', (chunk: Buffer) => {
-        if (this.held) this.waiting.push(() => to.write(chunk));
+        if (from === client && (this.sent.get(client) ?? '').length < 4096) this.sent.set(client, (this.sent.get(client) ?? '') + chunk.toString('latin1'));
+        const holding = this.held && (this.heldOnly === null || (this.sent.get(client) ?? '').includes(this.heldOnly));
+        if (holding) this.waiting.push(() => to.write(chunk));
         else to.write(chunk);
       });
       from.on('error', () => to.destroy());
       from.on('close', () => {
         this.sockets.delete(from);
+        this.sent.delete(from);
         to.destroy();
       });
     }

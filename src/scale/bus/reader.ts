@@ -6,10 +6,10 @@
 // Loss is never silent: a gap in the stream (retention trimmed past our position) or in one
 // publisher's sequence numbers drops every local client with the reason; a duplicate (an XADD
 // resent after its reply was lost) is skipped.
-import type { Logger } from '../../log.js';
 import { FrameScan, scanFrames } from '../../protocol/frame.js';
 import type { FanoutHost } from '../../server/fanout.js';
-import type { BusConnection, BusSide } from './connection.js';
+import type { BusSide } from './connection.js';
+import { ThrottledLine } from './throttle.js';
 import { bellKey, epochKey, parseEntry, parseReadReply, READ_SCRIPT, type RawEntry } from './stream.js';
 import { createHash, randomUUID } from 'node:crypto';
 
@@ -30,18 +30,18 @@ export class StreamReader {
   private loop: Promise<void> | null = null;
   /** Entries passed (delivered or skipped), anchored to XINFO's entries-added: lag = added − this. */
   private position = -1;
+  /** Frames of one read, delivered in one broadcast (one write per receiver per read, not per
+   *  entry: one copy of the read's frames costs less than a write per entry per receiver). */
+  private readonly ready: Buffer[] = [];
+  private readyBytes = 0;
+  private readonly readFailures = new ThrottledLine();
+  private readonly foreignEntries = new ThrottledLine();
+  private readonly brokenEntries = new ThrottledLine();
   received = 0;
   duplicates = 0;
   gaps = 0;
 
-  private readonly connection: BusConnection;
-  private readonly stream: string;
-  private readonly nodeId: string;
-  private readonly log: Logger;
-  private readonly display: string;
-
-  constructor(side: BusSide, private readonly host: FanoutHost) {
-    ({ connection: this.connection, stream: this.stream, nodeId: this.nodeId, log: this.log, display: this.display } = side);
+  constructor(private readonly side: BusSide, private readonly host: FanoutHost) {
     this.sha = createHash('sha1').update(READ_SCRIPT).digest('hex');
   }
 
@@ -52,7 +52,7 @@ export class StreamReader {
 
   /** Takes the current end of the stream as the starting point (entries before it are not ours). */
   async join(): Promise<void> {
-    await this.connection.ready();
+    await this.side.connection.ready();
     await this.readOnce(false);
   }
 
@@ -69,15 +69,15 @@ export class StreamReader {
     let wait = false;
     while (!this.closed) {
       try {
-        if (this.connection.redis.status !== 'ready') {
-          await this.connection.ready();
+        if (this.side.connection.redis.status !== 'ready') {
+          await this.side.connection.ready();
           wait = false;
         }
         wait = !(await this.readOnce(wait));
       } catch (error) {
         if (this.closed) return;
-        if (this.connection.redis.status === 'ready') {
-          this.log.warn(`bus ${this.display}: read failed: ${(error as Error).message}; retrying`);
+        if (this.side.connection.redis.status === 'ready') {
+          this.readFailures.emit((line) => this.side.log.warn(line), `bus ${this.side.display}: read failed: ${(error as Error).message}; retrying`);
           await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
         }
       }
@@ -91,12 +91,12 @@ export class StreamReader {
    * last read saw: any entry added since rang it after. Returns true if there is more to read at once.
    */
   private async readOnce(wait: boolean): Promise<boolean> {
-    const redis = this.connection.redis;
-    const args = [3, this.stream, epochKey(this.stream), bellKey(this.stream), this.lastId, READ_COUNT, this.epoch, randomUUID(), this.position < 0 ? '1' : '0', this.nodeId, READ_BYTES];
+    const redis = this.side.connection.redis;
+    const args = [3, this.side.stream, epochKey(this.side.stream), bellKey(this.side.stream), this.lastId, READ_COUNT, this.epoch, randomUUID(), this.position < 0 ? '1' : '0', this.side.nodeId, READ_BYTES];
     let raw: unknown;
     if (wait) {
       const results = await redis.pipeline()
-        .callBuffer('XREAD', 'BLOCK', BLOCK_MS, 'STREAMS', bellKey(this.stream), this.bellId)
+        .callBuffer('XREAD', 'BLOCK', BLOCK_MS, 'STREAMS', bellKey(this.side.stream), this.bellId)
         .callBuffer('EVALSHA', this.sha, ...args)
         .exec();
       const [woken, read] = results ?? [];
@@ -120,12 +120,12 @@ export class StreamReader {
     const joining = this.epoch === '';
     this.epoch = reply.epoch;
     if (reply.reset) {
-      this.log.warn(`bus ${this.display}: the stream was replaced (Redis restarted without persistence, or the key was deleted); reading the new one from its start, with per-sender sequence numbers guarding against loss`);
+      this.side.log.warn(`bus ${this.side.display}: the stream was replaced (Redis restarted without persistence, or the key was deleted); reading the new one from its start, with per-sender sequence numbers guarding against loss`);
     }
     if (reply.gap) {
       this.gaps++;
       this.sequences.clear();
-      this.host.dropAllClients(`bus ${this.display}: retention (--bus-retention) no longer holds entries this node had not read (its last ID ${this.lastId} was trimmed); frames were lost`);
+      this.host.dropAllClients(`bus ${this.side.display}: retention (--bus-retention) no longer holds entries this node had not read (its last ID ${this.lastId} was trimmed); frames were lost`);
     }
     if (reply.added >= 0 && (joining || reply.gap || reply.reset || this.position < 0)) {
       // Entries before the stream's first one were trimmed or lost; the reader stands before
@@ -139,11 +139,6 @@ export class StreamReader {
     return reply.more;
   }
 
-  /** Frames of one read, delivered in one broadcast (one write per receiver per read, not per
-   *  entry: one copy of the read's frames costs less than a write per entry per receiver). */
-  private readonly ready: Buffer[] = [];
-  private readyBytes = 0;
-
   private take(entries: RawEntry[]): void {
     for (const [id, fields] of entries) {
       this.lastId = id.toString('latin1');
@@ -151,10 +146,10 @@ export class StreamReader {
       if (fields.length === 0) continue; // this node's own, stripped by the script
       const entry = parseEntry(fields);
       if (entry === null) {
-        this.log.warn(`bus ${this.display}: entry ${this.lastId} is not mob's; skipped`);
+        this.foreignEntries.emit((line) => this.side.log.warn(line), `bus ${this.side.display}: entry ${this.lastId} is not mob's; skipped`);
         continue;
       }
-      if (entry.node === this.nodeId) continue;
+      if (entry.node === this.side.nodeId) continue;
       const last = this.sequences.get(entry.publisher);
       if (last !== undefined && entry.sequence <= last) {
         this.duplicates++;
@@ -163,12 +158,12 @@ export class StreamReader {
       if (last !== undefined && entry.sequence !== last + 1) {
         this.gaps++;
         this.flush();
-        this.host.dropAllClients(`bus ${this.display}: entries ${last + 1}…${entry.sequence - 1} of publisher ${entry.publisher} never arrived (lost by Redis); frames were lost`);
+        this.host.dropAllClients(`bus ${this.side.display}: entries ${last + 1}…${entry.sequence - 1} of publisher ${entry.publisher} never arrived (lost by Redis); frames were lost`);
       }
       this.sequences.set(entry.publisher, entry.sequence);
       const frames = entry.frames;
       if (scanFrames(frames, 0, frames.length, Number.MAX_SAFE_INTEGER, this.scan).end !== frames.length) {
-        this.log.error(`bus ${this.display}: entry ${this.lastId} holds a broken frame sequence; skipped`);
+        this.brokenEntries.emit((line) => this.side.log.error(line), `bus ${this.side.display}: entry ${this.lastId} holds a broken frame sequence; skipped`);
         continue;
       }
       this.received++;

@@ -3,9 +3,9 @@
 // everything that queued meanwhile (up to MAX_ENTRY_BYTES), so entries grow with load instead of
 // one per batch. While Redis is down the backlog keeps filling; past its bound publish() says no
 // and the host disconnects those senders.
-import type { Logger } from '../../log.js';
-import type { BusConnection, BusSide } from './connection.js';
+import type { BusSide } from './connection.js';
 import { bellKey, FIELD } from './stream.js';
+import { ThrottledLine } from './throttle.js';
 
 /** An entry this large is sent on its own; more waiting batches go in the next one. */
 const MAX_ENTRY_BYTES = 1 << 20;
@@ -25,13 +25,11 @@ export class StreamWriter {
   private sequence = 0;
   private flushing = false;
   private closed = false;
-  private refusedSince = 0;
+  private readonly refusals = new ThrottledLine(10_000);
+  private readonly failures = new ThrottledLine();
   published = 0;
   refused = 0;
 
-  private readonly connection: BusConnection;
-  private readonly log: Logger;
-  private readonly display: string;
   private readonly bell: string;
 
   constructor(
@@ -40,7 +38,6 @@ export class StreamWriter {
     private readonly maxLen: number,
     private readonly backlogLimit: number,
   ) {
-    ({ connection: this.connection, log: this.log, display: this.display } = side);
     this.bell = bellKey(side.stream);
   }
 
@@ -53,10 +50,8 @@ export class StreamWriter {
     const length = end - start;
     if (length <= 0) return true;
     if (this.bytes + length > this.backlogLimit) {
-      if (this.refused++ === 0 || Date.now() - this.refusedSince > 10_000) {
-        this.log.warn(`bus ${this.display}: ${this.bytes} B not yet published (bound ${this.backlogLimit} B, --bus-backlog): refusing new frames; their senders are disconnected`);
-        this.refusedSince = Date.now();
-      }
+      this.refused++;
+      this.refusals.emit((line) => this.side.log.warn(line), `bus ${this.side.display}: ${this.bytes} B not yet published (bound ${this.backlogLimit} B, --bus-backlog): refusing new frames; their senders are disconnected`);
       return false;
     }
     const copy = Buffer.allocUnsafe(length);
@@ -84,10 +79,10 @@ export class StreamWriter {
       while (!this.closed && (this.pending !== null || this.backlog.length > 0)) {
         const entry = this.pending ?? (this.pending = this.nextEntry());
         try {
-          await this.connection.ready();
+          await this.side.connection.ready();
           // The doorbell rings after the entry is in (same connection, in order): a reader it
           // wakes finds the entry. Lost between the two, it only delays readers to their timeout.
-          const [added] = (await this.connection.redis.pipeline()
+          const [added] = (await this.side.connection.redis.pipeline()
             .callBuffer(
               'XADD', this.side.stream, 'MAXLEN', '~', this.maxLen, '*',
               FIELD.node, this.side.nodeId, FIELD.publisher, this.publisherId,
@@ -100,8 +95,8 @@ export class StreamWriter {
           if (this.closed) return;
           // Connection errors: ready() waits for the client's reconnect. Anything else (OOM,
           // WRONGTYPE) is retried after a pause; the backlog's bound still protects memory.
-          if (this.connection.redis.status === 'ready') {
-            this.log.warn(`bus ${this.display}: XADD failed: ${(error as Error).message}; retrying`);
+          if (this.side.connection.redis.status === 'ready') {
+            this.failures.emit((line) => this.side.log.warn(line), `bus ${this.side.display}: XADD failed: ${(error as Error).message}; retrying`);
             await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
           }
           continue;
