@@ -138,7 +138,9 @@ function stopOnSignals(server: MobServer | WorkerPool, log: Logger, bus: { close
   const stop = (signal: NodeJS.Signals) => {
     if (++signals > 1) {
       log.warn(`${signal} again: not waiting for the shutdown deadline`);
-      void server.closeNow();
+      // The worker pool has no cut-off of its own yet: exit, as before, which resets its clients.
+      if ('closeNow' in server) void server.closeNow();
+      else process.exit(1);
       return;
     }
     const clients = 'workers' in server ? `the clients of ${server.workers} workers` : `${server.connections} client(s)`;
