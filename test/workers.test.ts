@@ -11,6 +11,7 @@ import { exitOf, quietLog, spawnServer, TestClient, waitFor } from './helpers.ts
 import { scrapeUntil, sum } from './metrics-scrape.ts';
 import { stopServe } from '../scripts/lib/serve-process.ts';
 import { RedisServer, redisSkip } from './redis.ts';
+import { runShutdownScenario } from '../scripts/lib/shutdown-scenario.ts';
 
 function startPool(workers: number, maxOutput = DEFAULT_LIMITS.maxOutput, linkBound?: number): Promise<WorkerPool> {
   return WorkerPool.start({
@@ -34,6 +35,15 @@ async function waitConnections(pool: WorkerPool, count: number): Promise<ServerS
     const all = await pool.snapshots();
     if (all.every((s) => s !== null) && all.reduce((n, s) => n + s!.connections, 0) === count) return all as ServerSnapshot[];
     if (Date.now() > deadline) throw new Error(`never saw ${count} connections: ${JSON.stringify(all.map((s) => s?.connections))}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Every worker up and answering (a restarted one included). */
+async function waitAllUp(pool: WorkerPool): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await pool.snapshots()).every((s) => s !== null)) {
+    if (Date.now() > deadline) throw new Error('a worker did not come back');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
@@ -152,6 +162,7 @@ test('a worker that dies: its clients are closed, it is logged and restarted, an
   await died;
   await waitFor(() => clients.filter((c) => c.closed).length === before[1]!.connections, `worker 1's ${before[1]!.connections} clients to be closed`, 10_000);
   await waitFor(() => pool.restarts === 1, 'the restart');
+  await waitAllUp(pool);
   // Whole again: clients over both workers, every frame verified.
   for (const c of clients) c.destroy();
   await waitConnections(pool, 0);
@@ -205,4 +216,40 @@ test('--workers 2 --bus: 2 nodes × 2 workers on one Redis are one server; bus f
     assert.equal(sum(samples, 'mob_bus_reconnects_total'), 0);
     assert.ok([0, 1].every((w) => sum(samples, 'mob_connections_accepted_total', `worker="${w}"`) > 0), 'both workers of each node got clients');
   }
+});
+
+test('workers that keep dying: the pool gives up (the CLI then exits 1) instead of restarting forever', async (t) => {
+  const pool = await startPool(2);
+  t.after(() => pool.close());
+  let fatal = '';
+  pool.onFatal = (reason) => (fatal = reason);
+  for (let death = 1; death <= 6 && fatal === ''; death++) {
+    const thread = pool.thread(death % 2);
+    const exited = new Promise((resolve) => thread.once('exit', resolve));
+    void thread.terminate();
+    await exited;
+    if (death <= 5) await waitAllUp(pool);
+  }
+  assert.match(fatal, /6 worker deaths within 10 s; giving up/);
+  assert.equal(pool.restarts, 5);
+});
+
+test('--workers 2, SIGTERM: clients behind on both workers and still sending all get every frame, then EOF; exit 0', async (t) => {
+  const outcome = await runShutdownScenario({ args: ['--workers', '2'], clients: 20, frames: 32, frameBytes: 64 * 1024, shutdownTimeoutMs: 20_000 });
+  t.diagnostic(`${outcome.complete} of 20 complete, ${outcome.reset} reset; exit ${outcome.exitCode} after ${outcome.elapsedMs} ms`);
+  assert.equal(outcome.exitCode, 0, outcome.stderr);
+  assert.equal(outcome.missed, 0, `received: ${outcome.received.join(' ')}`);
+  assert.equal(outcome.stderr.match(/worker \d: shutdown: flushing output/g)?.length, 2, 'both workers drained their clients');
+});
+
+test('--workers 2, a second signal: every worker resets whoever is still behind, and the process exits 1', async (t) => {
+  const outcome = await runShutdownScenario({
+    args: ['--workers', '2'], clients: 10, frames: 64, frameBytes: 64 * 1024, shutdownTimeoutMs: 20_000, signals: ['SIGTERM', 'SIGINT'],
+  });
+  t.diagnostic(`${outcome.reset} of 10 reset, received ${outcome.received.join(', ')}; exit ${outcome.exitCode}`);
+  assert.equal(outcome.exitCode, 1, outcome.stderr);
+  assert.match(outcome.stderr, /SIGINT again/);
+  const cut = [...outcome.stderr.matchAll(/shutdown: (\d+) client\(s\) still behind at a second signal; reset/g)].reduce((n, m) => n + Number(m[1]), 0);
+  assert.ok(cut > 0, outcome.stderr);
+  assert.equal(outcome.reset, cut, 'every client cut was reset');
 });

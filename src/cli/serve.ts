@@ -128,24 +128,32 @@ function parseMetricsAddress(text: string): { host: string; port: number } {
   }
 }
 
+/** SIGTERM, SIGINT and SIGHUP stop the server gracefully (shutdown.ts); a second one cuts off
+ *  whoever is still behind with a reset, as the deadline would, then exits 1. SIGHUP is a stop,
+ *  not ignored: the terminal a foreground server writes its log to is gone, and nohup does not
+ *  protect a Node process anyway (Node restores default signal dispositions at startup: under
+ *  nohup it died with exit 129 and flushed nothing). */
 function stopOnSignals(server: MobServer | WorkerPool, log: Logger, bus: { close(): Promise<void> } | null, metrics: MetricsServer | null): void {
-  let stopping = false;
+  let signals = 0;
   const stop = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      log.warn(`${signal} again: exiting now`);
-      process.exit(1);
+    if (++signals > 1) {
+      log.warn(`${signal} again: not waiting for the shutdown deadline`);
+      // The worker pool has no cut-off of its own yet: exit, as before, which resets its clients.
+      if ('closeNow' in server) void server.closeNow();
+      else process.exit(1);
+      return;
     }
-    stopping = true;
     const clients = 'workers' in server ? `the clients of ${server.workers} workers` : `${server.connections} client(s)`;
     log.info(`${signal}: no longer accepting; closing ${clients}`);
     // The server first (no more local batches), then the bus (publishes what it still keeps).
     void Promise.all([server.close().then(() => bus?.close()), metrics?.close()]).then(() => {
       log.info('stopped');
-      process.exit(0);
+      process.exit(signals > 1 ? 1 : 0);
     });
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  process.on('SIGHUP', stop);
 }
 
 async function resolveHost(host: string): Promise<string> {

@@ -3,7 +3,7 @@
 // from a worker to the main thread as one small message.
 import type { MobServer } from '../server/policy.js';
 
-/** The bus's own figures (src/scale/bus, see docs/brief SCALE.md); absent without --bus. */
+/** The bus's own figures (src/scale/bus: Bus.metrics()); absent without --bus. */
 export interface BusFigures {
   lag: number;
   reconnects: number;
@@ -35,24 +35,17 @@ export interface ServerSnapshot {
   bus: BusFigures | null;
 }
 
-/** The counters the fan-out seam adds to ServerStats (landed by `core`); read if present. */
-interface SeamStats {
-  framesDelivered?: number;
-  bytesQueued?: number;
-  closedByReason?: Record<string, number>;
-}
-
 export function snapshotOf(server: MobServer, links: LinkFigures | null = null, bus: BusFigures | null = null): ServerSnapshot {
-  const stats = server.stats as MobServer['stats'] & SeamStats;
+  const stats = server.stats;
   return {
     connections: server.connections,
     accepted: stats.accepted,
     rejected: stats.rejected,
     framesIn: stats.framesIn,
     bytesIn: stats.bytesIn,
-    framesDelivered: stats.framesDelivered ?? 0,
-    bytesQueued: stats.bytesQueued ?? 0,
-    disconnects: { ...(stats.closedByReason ?? {}) },
+    framesDelivered: stats.framesDelivered,
+    bytesQueued: stats.bytesQueued,
+    disconnects: { ...stats.closedByReason },
     links,
     bus,
   };

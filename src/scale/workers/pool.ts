@@ -161,6 +161,13 @@ export class WorkerPool {
     return this.closed;
   }
 
+  /** The deadline now, in every worker (a second signal): close() then settles at once. */
+  closeNow(): Promise<void> {
+    const closing = this.close();
+    for (const slot of this.slots) this.send(slot, { type: 'close-now' });
+    return closing;
+  }
+
   // --- workers -----------------------------------------------------------------------
 
   /** One socketpair per ordered pair (a → b): a writes, b reads. */
@@ -287,8 +294,9 @@ export class WorkerPool {
       this.send(peer, { type: 'relink', peer: index, outbound: fromPeer, inbound: atPeer, lost: false });
     }
     this.spawn(index, outbound, inbound).catch((error: Error) => {
+      // Died or hung while starting: one more death (the storm bound above still applies).
       this.log.error(`worker ${index} could not be restarted: ${error.message}`);
-      this.onFatal(`worker ${index} could not be restarted`);
+      if (!this.stopping) this.onDeath(this.slots[index]!, -1);
     });
   }
 

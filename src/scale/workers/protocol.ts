@@ -35,6 +35,8 @@ export interface WorkerConfig {
 export type ToWorker =
   | { type: 'snapshot'; id: number }
   | { type: 'close' }
+  /** The shutdown deadline now (a second signal): whoever is still behind is reset. */
+  | { type: 'close-now' }
   /** Replace the links with `peer` (a restarted worker, or a link that was cut); -1 keeps that
    *  direction as it is. `lost`: frames from `peer` were lost on the way in, so every local
    *  client is disconnected first. */

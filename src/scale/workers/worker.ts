@@ -60,6 +60,9 @@ port.on('message', (message: ToWorker) => {
     case 'stall':
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, message.ms);
       return;
+    case 'close-now':
+      void server.closeNow();
+      return;
     case 'close':
       // The server first (no more local batches), then the bus (publishes what it still keeps).
       void server.close().then(() => bus?.close()).then(() => {

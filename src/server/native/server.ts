@@ -9,7 +9,7 @@ import { Events, Interest, Poll, Ready, Trigger, describeReady, type Registry } 
 import { FrameScan, scanFrames } from '../../protocol/frame.js';
 import type { Logger } from '../../log.js';
 import {
-  connLimitMessage, describeClose, DoomList, emptyStats, recordClose, shedInput,
+  connLimitMessage, describeClose, DoomList, emptyStats, failureReason, HalfClosedClients, recordClose, shedInput,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
 import { Relays, type FanoutHost, type Relay } from '../fanout.js';
@@ -68,8 +68,7 @@ export class NativeServer implements MobServer, FanoutHost {
    *  (a refused batch disconnects its senders). */
   private readonly senders: Connection[] = [];
   private batchSeq = 0;
-  /** Clients that sent FIN this batch: closed after the batch's broadcast reaches them. */
-  private readonly ended: Connection[] = [];
+  private readonly halfClosed = new HalfClosedClients<Connection>();
   /** Clients whose read budget ran out before EAGAIN: read again on the next turn. */
   private unfinished: Connection[] = [];
   private spareUnfinished: Connection[] = [];
@@ -193,7 +192,7 @@ export class NativeServer implements MobServer, FanoutHost {
       if (conn.liveIndex >= 0 && (flags & Ready.WRITABLE) !== 0 && conn.queuedBytes > 0) this.flushQueue(conn);
       if (conn.liveIndex >= 0 && (flags & Ready.ERROR) !== 0) {
         const errno = native.socketError(conn.fd);
-        if (errno > 0) this.remove(conn, { kind: 'error', code: native.errnoName(errno) });
+        if (errno > 0) this.remove(conn, failureReason(conn.readClosed, native.errnoName(errno)));
       }
     }
     this.endBatch();
@@ -211,12 +210,6 @@ export class NativeServer implements MobServer, FanoutHost {
     // Every receiver took the batch whole or holds a region (pinned): if none does, reuse the
     // arena from the start, which keeps it hot in cache.
     if (!arena.pinned) arena.rotate(0, 0);
-    const ended = this.ended;
-    for (let i = 0; i < ended.length; i++) {
-      const conn = ended[i]!;
-      if (conn.liveIndex >= 0 && conn.queuedBytes === 0) this.remove(conn, { kind: 'end' });
-    }
-    ended.length = 0;
     if (this.unfinished.length > 0 && !this.continueScheduled) {
       this.continueScheduled = true;
       setImmediate(() => this.continueReads());
@@ -253,7 +246,7 @@ export class NativeServer implements MobServer, FanoutHost {
       const fd = native.accept(this.listenFd);
       if (this.tracer !== null) this.tracer.call('accept', this.listenFd, LISTENER_SLOT, fd, 0);
       if (fd >= 0) {
-        if (this.slab.size >= this.limits.maxConns) {
+        if (this.slab.size >= this.limits.maxConns && !this.evictHalfClosed()) {
           native.close(fd);
           rejected++;
           continue;
@@ -277,6 +270,13 @@ export class NativeServer implements MobServer, FanoutHost {
       this.stats.rejected += rejected;
       this.log.warn(connLimitMessage(rejected, this.limits.maxConns));
     }
+  }
+
+  private evictHalfClosed(): boolean {
+    const conn = this.halfClosed.takeOldest((each) => each.queuedBytes === 0);
+    if (conn === null) return false;
+    this.remove(conn, { kind: 'end' });
+    return true;
   }
 
   /** libuv's EMFILE trick: give back the spare fd, accept-and-close until EAGAIN, take it again. */
@@ -487,9 +487,10 @@ export class NativeServer implements MobServer, FanoutHost {
     this.holdInput(conn, 0);
     if (this.shutdown.active) {
       if (conn.queuedBytes === 0) this.remove(conn, { kind: 'shutdown' });
-    } else {
-      this.ended.push(conn);
+      return;
     }
+    if (this.tracer !== null) this.tracer.connection('half-closed', conn.fd, conn.token, 'peer sent FIN; still a receiver');
+    this.halfClosed.add(conn, this.slab.size);
   }
 
   /** During shutdown: reads and throws away (shutdown.ts says why), until EAGAIN or EOF. */
@@ -554,7 +555,7 @@ export class NativeServer implements MobServer, FanoutHost {
         this.enqueue(conn, buf, start + Math.max(written, 0), end, fromArena);
         this.wantWrite(conn);
       } else {
-        this.doomed.add(conn, { kind: 'error', code: native.errnoName(-written) });
+        this.doomed.add(conn, failureReason(conn.readClosed, native.errnoName(-written)));
       }
     }
   }
@@ -598,16 +599,12 @@ export class NativeServer implements MobServer, FanoutHost {
         return;
       }
       if (n === -EINTR) continue;
-      this.remove(conn, { kind: 'error', code: native.errnoName(-n) });
+      this.remove(conn, failureReason(conn.readClosed, native.errnoName(-n)));
       return;
     }
     conn.output = null;
     if (this.shutdown.active) {
       this.endOutput(conn);
-      return;
-    }
-    if (conn.readClosed) {
-      this.remove(conn, { kind: 'end' });
       return;
     }
     if (conn.writeInterest) {

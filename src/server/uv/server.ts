@@ -22,7 +22,7 @@ import { FrameAssembler, FrameScan, nextFrame, scanFrames } from '../../protocol
 import type { Logger } from '../../log.js';
 import { fitConnLimit } from '../fdlimit.js';
 import {
-  connLimitMessage, DoomList, emptyStats, recordClose, shedInput,
+  connLimitMessage, DoomList, emptyStats, failureReason, HalfClosedClients, recordClose, shedInput,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
 import { Relays, type FanoutHost, type Relay } from '../fanout.js';
@@ -61,7 +61,7 @@ export class UvServer implements MobServer, FanoutHost {
   private readonly server: Server;
   private readonly live: UvConnection[] = [];
   private readonly corked: UvConnection[] = [];
-  private readonly ended: UvConnection[] = [];
+  private readonly halfClosed = new HalfClosedClients<UvConnection>();
   private readonly doomed = new DoomList<UvConnection>();
   private readonly scan = new FrameScan();
   private readonly relays = new Relays();
@@ -142,7 +142,7 @@ export class UvServer implements MobServer, FanoutHost {
   // --- accept ------------------------------------------------------------------------
 
   private onConnection(socket: Socket): void {
-    if (this.live.length >= this.limits.maxConns || this.shutdown.active) {
+    if (this.shutdown.active || (this.live.length >= this.limits.maxConns && !this.evictHalfClosed())) {
       socket.destroy();
       if (this.rejectedThisTurn++ === 0) setImmediate(() => this.logRejected());
       return;
@@ -156,9 +156,16 @@ export class UvServer implements MobServer, FanoutHost {
     this.stats.accepted++;
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     socket.on('end', () => this.onEnd(conn));
-    socket.on('error', (error: NodeJS.ErrnoException) => this.remove(conn, { kind: 'error', code: error.code ?? error.message }));
+    socket.on('error', (error: NodeJS.ErrnoException) => this.remove(conn, failureReason(conn.readClosed, error.code ?? error.message)));
     socket.on('close', () => this.remove(conn, this.shutdown.active ? { kind: 'shutdown' } : { kind: 'end' }));
     if (debug) this.log.debug(`connection ${conn.id} from ${conn.peer} (${this.live.length} live)`);
+  }
+
+  private evictHalfClosed(): boolean {
+    const conn = this.halfClosed.takeOldest((each) => each.socket.writableLength === 0);
+    if (conn === null) return false;
+    this.drop(conn, { kind: 'end' });
+    return true;
   }
 
   private logRejected(): void {
@@ -198,15 +205,15 @@ export class UvServer implements MobServer, FanoutHost {
     }
   }
 
-  /** FIN: what was received is broadcast already; the client gets what the current turn sends,
-   *  then its output is flushed and it is closed. */
+  /** FIN: what was received is broadcast already. An incomplete frame is dropped (its sender
+   *  promised more); the client stays a receiver until it closes, errors or falls behind
+   *  (half-close, issue #9). allowHalfOpen keeps the socket writable. */
   private onEnd(conn: UvConnection): void {
     if (conn.liveIndex < 0) return;
     conn.readClosed = true;
     this.resetInput(conn);
-    if (this.shutdown.active) return; // our FIN went or goes after the flush; 'close' follows
-    this.ended.push(conn);
-    this.scheduleFlush();
+    // During shutdown our FIN went or goes after the flush, and 'close' follows.
+    if (!this.shutdown.active) this.halfClosed.add(conn, this.live.length);
   }
 
   private resetInput(conn: UvConnection): void {
@@ -265,7 +272,7 @@ export class UvServer implements MobServer, FanoutHost {
     setImmediate(() => this.flush());
   }
 
-  /** Once per turn: uncork every receiver written to, then close the clients that sent FIN. */
+  /** Once per turn: uncork every receiver written to. */
   private flush(): void {
     this.flushScheduled = false;
     const corked = this.corked;
@@ -278,14 +285,6 @@ export class UvServer implements MobServer, FanoutHost {
     }
     corked.length = 0;
     this.removeDoomed();
-    const ended = this.ended;
-    for (let i = 0; i < ended.length; i++) {
-      const conn = ended[i]!;
-      if (conn.liveIndex < 0) continue;
-      this.unlink(conn, { kind: 'end' });
-      conn.socket.end(); // flushes what is buffered, then FIN; 'close' follows
-    }
-    ended.length = 0;
   }
 
   private doomSlow(conn: UvConnection, pending: number): void {
@@ -304,14 +303,10 @@ export class UvServer implements MobServer, FanoutHost {
     conn.socket.destroy();
   }
 
-  /** Removes on a socket event ('error', 'close'); the socket is closed already or closing. */
+  /** Takes a connection out of the broadcast set, counts it and logs it as the native engine
+   *  does; on a socket event ('error', 'close') the socket is closed already or closing. */
   private remove(conn: UvConnection, reason: CloseReason): void {
     if (conn.liveIndex < 0) return;
-    this.unlink(conn, reason);
-  }
-
-  /** Takes a connection out of the broadcast set, counts it and logs it as the native engine does. */
-  private unlink(conn: UvConnection, reason: CloseReason): void {
     const live = this.live;
     const index = conn.liveIndex;
     const last = live.pop()!;
