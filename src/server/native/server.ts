@@ -13,6 +13,7 @@ import {
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
 import { Relays, type FanoutHost, type Relay } from '../fanout.js';
+import { Reclaimer } from '../reclaim.js';
 import { Shutdown, type WindDown } from '../shutdown.js';
 import type { LoopTracer } from '../tracer.js';
 import { fitConnLimit } from '../fdlimit.js';
@@ -82,6 +83,7 @@ export class NativeServer implements MobServer, FanoutHost {
   /** Set while accept waits out a failure that left the (edge-triggered) queue undrained. */
   private acceptRetry: NodeJS.Timeout | null = null;
   private readonly shutdown: Shutdown;
+  private readonly reclaimer = new Reclaimer();
 
   constructor(options: ServerOptions, private readonly log: Logger) {
     this.limits = { ...options.limits, maxConns: fitConnLimit(options.limits.maxConns, log, options.explicitMaxConns) };
@@ -658,6 +660,7 @@ export class NativeServer implements MobServer, FanoutHost {
     conn.stash = null;
     conn.stashLength = 0;
     conn.assembly = null;
+    this.reclaimer.release(conn.inputHeld);
     this.holdInput(conn, 0);
     conn.closing ??= reason;
     recordClose(this.stats, this.log, conn.token, conn.peer, reason, this.slab.size);
@@ -716,6 +719,7 @@ export class NativeServer implements MobServer, FanoutHost {
           // May run inside a batch that still has events to skip: stop the watcher now,
           // close the poller once the batch has unwound.
           this.poll.stop();
+          this.reclaimer.stop();
           setImmediate(() => {
             this.poll.close();
             if (this.spareFd >= 0) closeSync(this.spareFd);

@@ -26,6 +26,7 @@ import {
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
 import { Relays, type FanoutHost, type Relay } from '../fanout.js';
+import { Reclaimer } from '../reclaim.js';
 import { Shutdown, type WindDown } from '../shutdown.js';
 
 export type UvMode = 'plain' | 'corked' | 'coalesced';
@@ -67,6 +68,7 @@ export class UvServer implements MobServer, FanoutHost {
   private readonly relays = new Relays();
   private readonly perFrame: boolean;
   private readonly shutdown: Shutdown;
+  private readonly reclaimer = new Reclaimer();
   private serverClosed: Promise<void> | null = null;
   private flushScheduled = false;
   private rejectedThisTurn = 0;
@@ -315,6 +317,7 @@ export class UvServer implements MobServer, FanoutHost {
       last.liveIndex = index;
     }
     conn.liveIndex = -1;
+    this.reclaimer.release(conn.inputHeld);
     this.resetInput(conn);
     conn.closing ??= reason;
     recordClose(this.stats, this.log, conn.id, conn.peer, reason, live.length);
@@ -350,7 +353,10 @@ export class UvServer implements MobServer, FanoutHost {
         }
         return left.length;
       },
-      release: () => this.serverClosed ?? Promise.resolve(),
+      release: () => {
+        this.reclaimer.stop();
+        return this.serverClosed ?? Promise.resolve();
+      },
     };
   }
 
