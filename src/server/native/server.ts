@@ -12,7 +12,7 @@ import {
   connLimitMessage, describeClose, DoomList, emptyStats, failureReason, HalfClosedClients, recordClose, shedInput,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
-import { Relays, type FanoutHost, type Relay } from '../fanout.js';
+import { deliveredFrames, dropAll, Relays, type FanoutHost, type Relay } from '../fanout.js';
 import { Reclaimer } from '../reclaim.js';
 import { Shutdown, type WindDown } from '../shutdown.js';
 import type { LoopTracer } from '../tracer.js';
@@ -123,11 +123,10 @@ export class NativeServer implements MobServer, FanoutHost {
   // --- the fan-out seam (fanout.ts) ----------------------------------------------------
 
   deliver(frames: Buffer, start: number, end: number): void {
-    const scan = scanFrames(frames, start, end, Number.MAX_SAFE_INTEGER, this.scan);
-    if (scan.end !== end) throw new RangeError(`deliver: bytes ${scan.end}..${end} are not whole frames`);
+    const count = deliveredFrames(frames, start, end, this.scan);
     // Input is thrown away during shutdown (shutdown.ts); so is what comes from elsewhere.
-    if (this.shutdown.active || scan.frames === 0) return;
-    this.broadcast(frames, start, end, scan.frames, false);
+    if (this.shutdown.active || count === 0) return;
+    this.broadcast(frames, start, end, count, false);
     this.removeDoomed();
   }
 
@@ -140,9 +139,7 @@ export class NativeServer implements MobServer, FanoutHost {
   }
 
   dropAllClients(reason: string): void {
-    const live = [...this.slab.live];
-    if (live.length > 0) this.log.warn(`disconnecting all ${live.length} client(s): frames lost upstream: ${reason}`);
-    for (const conn of live) this.remove(conn, { kind: 'upstream-lost', reason });
+    dropAll(this.slab.live, reason, this.log, (conn, why) => this.remove(conn, why));
   }
 
   /** A batch of local frames leaves through here: to the relays, then to every local client.
