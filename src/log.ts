@@ -1,5 +1,6 @@
 // Leveled logging to stderr. MOB_LOG picks the threshold (error|warn|info|debug|trace);
-// callers on the hot path test `log.enabled(level)` (a number compare) before building a message.
+// callers on the hot path test `log.debugEnabled` / `log.traceEnabled` (a number compare) before
+// building a message.
 export const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 export type Level = (typeof LEVELS)[number];
 
@@ -18,10 +19,6 @@ export class Logger {
       return logger;
     }
     return new Logger(wanted as Level);
-  }
-
-  enabled(level: Level): boolean {
-    return LEVELS.indexOf(level) <= this.threshold;
   }
 
   get traceEnabled(): boolean {

@@ -331,6 +331,42 @@ test('a lagging receiver gets ~30 MB of distinct frames byte for byte: what it h
   }
 });
 
+test('--max-input-total: past it, the clients holding the largest partial frames are dropped; the others go on', async () => {
+  const MiB = 1024 * 1024;
+  const limit = 6 * MiB;
+  const server = await startServer({ maxInputTotal: limit });
+  try {
+    const [modest, bystander, ...hoarders] = await connectAll(server, 5);
+    // A modest partial frame (100 KiB of a 200 KiB one), and three that promise 16 MiB and
+    // send 3 MiB each: 9 MiB held in all, over the 6 MiB limit.
+    const small = encodeFrame(Buffer.alloc(200 * 1024, 4));
+    await modest!.writeRaw(small.subarray(0, 100 * 1024));
+    const header = Buffer.alloc(HEADER_BYTES);
+    writeLength(header, 0, 16 * MiB);
+    for (const hoarder of hoarders) {
+      await hoarder!.writeRaw(header);
+      await hoarder!.writeRaw(Buffer.alloc(3 * MiB, 1));
+    }
+    await waitFor(() => server.stats.closedByReason['input-total'] >= 1, 'a hoarder to be dropped');
+    await waitFor(() => server.stats.inputBuffered <= limit, 'input back under the limit');
+    await waitFor(
+      () => hoarders.filter((h) => h!.closed).length === server.stats.closedByReason['input-total'],
+      'the dropped hoarders to see it',
+    );
+    const dropped = server.stats.closedByReason['input-total'];
+    assert.ok(dropped >= 1 && dropped <= 3, `${dropped} dropped`);
+    // The modest client was never the largest: it finishes its frame, and everyone left gets it.
+    await modest!.writeRaw(small.subarray(100 * 1024));
+    const [got] = await bystander!.waitFrames(1);
+    assert.ok(got!.equals(small.subarray(HEADER_BYTES)));
+    assert.equal(modest!.closed, false);
+    assert.equal(bystander!.closed, false);
+    [modest, bystander, ...hoarders].forEach((c) => c!.destroy());
+  } finally {
+    await server.close();
+  }
+});
+
 test('a receiver whose connection was reset is removed alone; the sender and others go on', async () => {
   const server = await startServer();
   try {

@@ -12,7 +12,8 @@ import {
   connLimitMessage, describeClose, DoomList, emptyStats, failureReason, HalfClosedClients, recordClose, shedInput,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
-import { Relays, type FanoutHost, type Relay } from '../fanout.js';
+import { deliveredFrames, dropAll, Relays, type FanoutHost, type Relay } from '../fanout.js';
+import { Reclaimer } from '../reclaim.js';
 import { Shutdown, type WindDown } from '../shutdown.js';
 import type { LoopTracer } from '../tracer.js';
 import { fitConnLimit } from '../fdlimit.js';
@@ -82,6 +83,7 @@ export class NativeServer implements MobServer, FanoutHost {
   /** Set while accept waits out a failure that left the (edge-triggered) queue undrained. */
   private acceptRetry: NodeJS.Timeout | null = null;
   private readonly shutdown: Shutdown;
+  private readonly reclaimer = new Reclaimer();
 
   constructor(options: ServerOptions, private readonly log: Logger) {
     this.limits = { ...options.limits, maxConns: fitConnLimit(options.limits.maxConns, log, options.explicitMaxConns) };
@@ -121,11 +123,10 @@ export class NativeServer implements MobServer, FanoutHost {
   // --- the fan-out seam (fanout.ts) ----------------------------------------------------
 
   deliver(frames: Buffer, start: number, end: number): void {
-    const scan = scanFrames(frames, start, end, Number.MAX_SAFE_INTEGER, this.scan);
-    if (scan.end !== end) throw new RangeError(`deliver: bytes ${scan.end}..${end} are not whole frames`);
+    const count = deliveredFrames(frames, start, end, this.scan);
     // Input is thrown away during shutdown (shutdown.ts); so is what comes from elsewhere.
-    if (this.shutdown.active || scan.frames === 0) return;
-    this.broadcast(frames, start, end, scan.frames, false);
+    if (this.shutdown.active || count === 0) return;
+    this.broadcast(frames, start, end, count, false);
     this.removeDoomed();
   }
 
@@ -138,9 +139,7 @@ export class NativeServer implements MobServer, FanoutHost {
   }
 
   dropAllClients(reason: string): void {
-    const live = [...this.slab.live];
-    if (live.length > 0) this.log.warn(`disconnecting all ${live.length} client(s): frames lost upstream: ${reason}`);
-    for (const conn of live) this.remove(conn, { kind: 'upstream-lost', reason });
+    dropAll(this.slab.live, reason, this.log, (conn, why) => this.remove(conn, why));
   }
 
   /** A batch of local frames leaves through here: to the relays, then to every local client.
@@ -658,6 +657,7 @@ export class NativeServer implements MobServer, FanoutHost {
     conn.stash = null;
     conn.stashLength = 0;
     conn.assembly = null;
+    this.reclaimer.release(conn.inputHeld);
     this.holdInput(conn, 0);
     conn.closing ??= reason;
     recordClose(this.stats, this.log, conn.token, conn.peer, reason, this.slab.size);
@@ -716,6 +716,7 @@ export class NativeServer implements MobServer, FanoutHost {
           // May run inside a batch that still has events to skip: stop the watcher now,
           // close the poller once the batch has unwound.
           this.poll.stop();
+          this.reclaimer.stop();
           setImmediate(() => {
             this.poll.close();
             if (this.spareFd >= 0) closeSync(this.spareFd);
