@@ -60,6 +60,31 @@ async function closeAll(buses: Bus[]): Promise<void> {
   await Promise.all(buses.map((bus) => bus.close()));
 }
 
+interface PairOfNodes {
+  a: RecordingHost;
+  b: RecordingHost;
+  buses: Bus[];
+  /** Node b reaches Redis through it (node a directly), so a test can stall or cut b alone. */
+  path: RedisPath;
+  redis: RedisServer;
+}
+
+/** Two nodes on a fresh redis-server, node b behind a RedisPath. */
+async function withPairBehindPath(fn: (pair: PairOfNodes) => Promise<void>, overrides: Partial<BusOptions> = {}, redisArgs: string[] = []): Promise<void> {
+  await withRedis(async (redis) => {
+    const path = await RedisPath.open(redis.port);
+    const [a, b] = [new RecordingHost(), new RecordingHost()];
+    const logs = new LogLines();
+    const buses = [await connectBus(a, options(redis.url, overrides), logs.log), await connectBus(b, options(path.url, overrides), logs.log)];
+    try {
+      await fn({ a, b, buses, path, redis });
+    } finally {
+      await closeAll(buses);
+      await path.close();
+    }
+  }, redisArgs);
+}
+
 test('what one node publishes, every other node delivers once, in order, byte for byte; never back to itself', { skip: redisSkip }, async () => {
   await withRedis(async (redis) => {
     const hosts = [new RecordingHost(), new RecordingHost(), new RecordingHost()];
@@ -187,113 +212,74 @@ test('a Redis restart mid-run: what was sent while it was down arrives after it,
 });
 
 test('entries Redis lost before a node read them (a restart without persistence): that node drops its clients, with the reason', { skip: redisSkip }, async () => {
-  await withRedis(async (redis) => {
-    const path = await RedisPath.open(redis.port);
-    const [a, b] = [new RecordingHost(), new RecordingHost()];
-    const logs = new LogLines();
-    const buses = [await connectBus(a, options(redis.url), logs.log), await connectBus(b, options(path.url), logs.log)];
-    try {
-      buses[0]!.publish(batch(1), 0, batch(1).length);
-      await waitFor(() => b.delivered.length === 1, 'the first entry at node b');
-      path.hold('mob-bus-reader');
-      for (let tag = 2; tag <= 5; tag++) {
-        buses[0]!.publish(batch(tag), 0, batch(tag).length);
-        await waitFor(() => buses[0]!.metrics().backlogBytes === 0, 'each entry in Redis');
-      }
-      await redis.stop(); // with entries 2…5 that node b never read
-      path.release();
-      await redis.resume();
-      buses[0]!.publish(batch(6), 0, batch(6).length);
-      await waitFor(() => b.drops.length > 0, 'node b to notice the loss');
-      // Entry 2 may have slipped through: node b's read for it was on its way when the hold began.
-      assert.match(b.drops[0]!, /entries [23]…5 of publisher .* never arrived \(lost by Redis\)/);
-      assert.deepEqual(a.drops, []);
-    } finally {
-      await closeAll(buses);
-      await path.close();
+  await withPairBehindPath(async ({ a, b, buses, path, redis }) => {
+    buses[0]!.publish(batch(1), 0, batch(1).length);
+    await waitFor(() => b.delivered.length === 1, 'the first entry at node b');
+    path.hold('mob-bus-reader');
+    for (let tag = 2; tag <= 5; tag++) {
+      buses[0]!.publish(batch(tag), 0, batch(tag).length);
+      await waitFor(() => buses[0]!.metrics().backlogBytes === 0, 'each entry in Redis');
     }
+    await redis.stop(); // with entries 2…5 that node b never read
+    path.release();
+    await redis.resume();
+    buses[0]!.publish(batch(6), 0, batch(6).length);
+    await waitFor(() => b.drops.length > 0, 'node b to notice the loss');
+    // Entry 2 may have slipped through: node b's read for it was on its way when the hold began.
+    assert.match(b.drops[0]!, /entries [23]…5 of publisher .* never arrived \(lost by Redis\)/);
+    assert.deepEqual(a.drops, []);
   });
 });
 
 test('one node cut off from Redis for a while resumes from its last ID and loses nothing', { skip: redisSkip }, async () => {
-  await withRedis(async (redis) => {
-    const path = await RedisPath.open(redis.port);
-    const [a, b] = [new RecordingHost(), new RecordingHost()];
-    const logs = new LogLines();
-    const buses = [await connectBus(a, options(redis.url), logs.log), await connectBus(b, options(path.url), logs.log)];
-    try {
-      path.sever();
-      await waitFor(() => !buses[1]!.metrics().connected, 'node b to lose the bus');
-      const sent: Buffer[] = [];
-      for (let tag = 0; tag < 20; tag++) {
-        sent.push(batch(tag));
-        buses[0]!.publish(batch(tag), 0, batch(tag).length);
-      }
-      await waitFor(() => buses[0]!.metrics().backlogBytes === 0, 'node a to publish');
-      path.restore();
-      await waitFor(() => b.bytes.length >= Buffer.concat(sent).length, 'node b to catch up', 15_000);
-      assert.ok(b.bytes.equals(Buffer.concat(sent)));
-      assert.deepEqual(b.drops, []);
-    } finally {
-      await closeAll(buses);
-      await path.close();
+  await withPairBehindPath(async ({ b, buses, path }) => {
+    path.sever();
+    await waitFor(() => !buses[1]!.metrics().connected, 'node b to lose the bus');
+    const sent: Buffer[] = [];
+    for (let tag = 0; tag < 20; tag++) {
+      sent.push(batch(tag));
+      buses[0]!.publish(batch(tag), 0, batch(tag).length);
     }
+    await waitFor(() => buses[0]!.metrics().backlogBytes === 0, 'node a to publish');
+    path.restore();
+    await waitFor(() => b.bytes.length >= Buffer.concat(sent).length, 'node b to catch up', 15_000);
+    assert.ok(b.bytes.equals(Buffer.concat(sent)));
+    assert.deepEqual(b.drops, []);
   });
 });
 
 test('lag counts the entries a node has not read yet, and returns to 0 once it has', { skip: redisSkip }, async () => {
-  await withRedis(async (redis) => {
-    const path = await RedisPath.open(redis.port);
-    const [a, b] = [new RecordingHost(), new RecordingHost()];
-    const logs = new LogLines();
-    const buses = [await connectBus(a, options(redis.url), logs.log), await connectBus(b, options(path.url), logs.log)];
-    try {
-      path.hold('mob-bus-reader'); // node b's reading connection only; its lag probe goes on
-      for (let tag = 0; tag < 10; tag++) {
-        buses[0]!.publish(batch(tag), 0, batch(tag).length);
-        await waitFor(() => buses[0]!.metrics().backlogBytes === 0, 'each batch its own entry');
-      }
-      await waitFor(() => buses[1]!.metrics().lag === 10, `node b's lag to reach 10 (is ${buses[1]!.metrics().lag})`);
-      assert.equal(b.delivered.length, 0);
-      path.release();
-      await waitFor(() => b.bytes.length === 10 * batch(0).length, 'node b to catch up');
-      await waitFor(() => buses[1]!.metrics().lag === 0, 'the lag to return to 0');
-      assert.equal(buses[1]!.metrics().received, 10);
-    } finally {
-      await closeAll(buses);
-      await path.close();
+  await withPairBehindPath(async ({ b, buses, path }) => {
+    path.hold('mob-bus-reader'); // node b's reading connection only; its lag probe goes on
+    for (let tag = 0; tag < 10; tag++) {
+      buses[0]!.publish(batch(tag), 0, batch(tag).length);
+      await waitFor(() => buses[0]!.metrics().backlogBytes === 0, 'each batch its own entry');
     }
+    await waitFor(() => buses[1]!.metrics().lag === 10, `node b's lag to reach 10 (is ${buses[1]!.metrics().lag})`);
+    assert.equal(b.delivered.length, 0);
+    path.release();
+    await waitFor(() => b.bytes.length === 10 * batch(0).length, 'node b to catch up');
+    await waitFor(() => buses[1]!.metrics().lag === 0, 'the lag to return to 0');
+    assert.equal(buses[1]!.metrics().received, 10);
   });
 });
 
 test('retention too short for what a node missed: its clients are dropped with the reason', { skip: redisSkip }, async () => {
   // Small stream nodes, so MAXLEN ~ trims at once instead of in 100-entry steps.
-  await withRedis(async (redis) => {
-    const path = await RedisPath.open(redis.port);
-    const [a, b] = [new RecordingHost(), new RecordingHost()];
-    const logs = new LogLines();
-    const buses = [
-      await connectBus(a, options(redis.url, { maxLen: 4 }), logs.log),
-      await connectBus(b, options(path.url, { maxLen: 4 }), logs.log),
-    ];
-    try {
-      const first = batch(0);
-      buses[0]!.publish(first, 0, first.length);
-      await waitFor(() => b.bytes.length === first.length, 'the first batch at node b');
-      path.hold();
-      for (let tag = 1; tag <= 40; tag++) {
-        buses[0]!.publish(batch(tag), 0, batch(tag).length);
-        await waitFor(() => buses[0]!.metrics().backlogBytes === 0, 'each batch its own entry');
-      }
-      path.release();
-      await waitFor(() => b.drops.length > 0, 'node b to notice the loss');
-      assert.match(b.drops[0]!, /retention .*no longer holds/);
-      assert.match(b.drops[0]!, /--bus-retention/);
-    } finally {
-      await closeAll(buses);
-      await path.close();
+  await withPairBehindPath(async ({ b, buses, path }) => {
+    const first = batch(0);
+    buses[0]!.publish(first, 0, first.length);
+    await waitFor(() => b.bytes.length === first.length, 'the first batch at node b');
+    path.hold();
+    for (let tag = 1; tag <= 40; tag++) {
+      buses[0]!.publish(batch(tag), 0, batch(tag).length);
+      await waitFor(() => buses[0]!.metrics().backlogBytes === 0, 'each batch its own entry');
     }
-  }, ['--stream-node-max-entries', '2']);
+    path.release();
+    await waitFor(() => b.drops.length > 0, 'node b to notice the loss');
+    assert.match(b.drops[0]!, /retention .*no longer holds/);
+    assert.match(b.drops[0]!, /--bus-retention/);
+  }, { maxLen: 4 }, ['--stream-node-max-entries', '2']);
 });
 
 test('past the backlog bound publish() refuses (the host disconnects those senders); it takes again once Redis is back', { skip: redisSkip }, async () => {
