@@ -6,6 +6,11 @@ import { InterestBits } from '../native/binding.js';
 export type Backend = 'epoll' | 'kqueue';
 
 // Linux <sys/epoll.h> values: the ABI, identical on every architecture.
+export const EPOLL = {
+  IN: 0x001, PRI: 0x002, OUT: 0x004, ERR: 0x008, HUP: 0x010, RDHUP: 0x2000,
+  EXCLUSIVE: 0x1000_0000, ONESHOT: 0x4000_0000, ET: 0x8000_0000,
+} as const;
+
 const EPOLL_BITS: readonly [number, string][] = [
   [0x001, 'EPOLLIN'], [0x002, 'EPOLLPRI'], [0x004, 'EPOLLOUT'], [0x008, 'EPOLLERR'],
   [0x010, 'EPOLLHUP'], [0x040, 'EPOLLRDNORM'], [0x080, 'EPOLLRDBAND'], [0x100, 'EPOLLWRNORM'],
