@@ -8,11 +8,13 @@ import { oneshot } from './experiments/oneshot.js';
 import { edgeListener } from './experiments/edge-listener.js';
 import { staleToken } from './experiments/stale-token.js';
 import { dupFd } from './experiments/dup-fd.js';
+import { herd } from './experiments/herd.js';
 
 export { runExperiment, type Experiment, type LabResult } from './harness.js';
 
 export const experiments: readonly Experiment[] = [
   edgeRead, levelVsEdge, writeReady, hangup, oneshot, edgeListener, staleToken, dupFd,
+  herd,
 ];
 
 export function findExperiment(name: string): Experiment | undefined {
