@@ -9,12 +9,15 @@ import { edgeListener } from './experiments/edge-listener.js';
 import { staleToken } from './experiments/stale-token.js';
 import { dupFd } from './experiments/dup-fd.js';
 import { herd } from './experiments/herd.js';
+import { reuseport } from './experiments/reuseport.js';
+import { spurious } from './experiments/spurious.js';
+import { rdhup } from './experiments/rdhup.js';
 
 export { runExperiment, type Experiment, type LabResult } from './harness.js';
 
 export const experiments: readonly Experiment[] = [
   edgeRead, levelVsEdge, writeReady, hangup, oneshot, edgeListener, staleToken, dupFd,
-  herd,
+  rdhup, spurious, herd, reuseport,
 ];
 
 export function findExperiment(name: string): Experiment | undefined {
