@@ -872,7 +872,8 @@ Napi::Object ErrnoConstants(Napi::Env env) {
             SetInt(object, "ECONNABORTED", ECONNABORTED) &&
             SetInt(object, "EINPROGRESS", EINPROGRESS) && SetInt(object, "ENOENT", ENOENT) &&
             SetInt(object, "EBADF", EBADF) && SetInt(object, "ENOTCONN", ENOTCONN) &&
-            SetInt(object, "ETIMEDOUT", ETIMEDOUT);
+            SetInt(object, "ETIMEDOUT", ETIMEDOUT) && SetInt(object, "ENOTSUP", ENOTSUP) &&
+            SetInt(object, "EINVAL", EINVAL) && SetInt(object, "ECONNREFUSED", ECONNREFUSED);
   return ok ? Freeze(env, object) : object;
 }
 

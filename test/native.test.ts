@@ -9,7 +9,10 @@ import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { native, loadBinding, EVENT_STRIDE, MAX_TOKEN, type Poller } from '../src/native/binding.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { native, loadBinding, loadNative, bindingKeys, EVENT_STRIDE, MAX_TOKEN, type Poller } from '../src/native/binding.ts';
 
 // InterestBits / EventBits, spelled out: the test checks the numbers the contract gives.
 const READABLE = 1;
@@ -526,5 +529,72 @@ describe(`native addon (${native.backend}, ${loadBinding().path})`, () => {
     // The ref'd watcher keeps the worker alive; terminating it runs the env cleanup hook.
     await worker.terminate();
     assert.equal(await exited, 1);
+  });
+});
+
+describe('loading the addon', () => {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const src = (path: string) => JSON.stringify(new URL(`../src/${path}`, import.meta.url).href);
+  function runChild(script: string, env: NodeJS.ProcessEnv = process.env) {
+    return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: root,
+      env,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+  }
+  const addonMapped = `() => readFileSync('/proc/self/maps', 'utf8').split('\\n').some((l) => l.endsWith('.node'))`;
+
+  test('importing the constants, the poll layer and the servers does not load it; first use does', { skip: process.platform !== 'linux' }, () => {
+    const child = runChild(`
+      import { readFileSync } from 'node:fs';
+      import { InterestBits, EventBits, errno, native, loadNative, TWO_POW_32 } from ${src('native/binding.ts')};
+      import { Interest, Events } from ${src('poll/index.ts')};
+      import ${src('server/native/server.ts')};
+      import ${src('lab/harness.ts')};
+      const mapped = ${addonMapped};
+      const before = mapped();
+      new Events(4);
+      const constants = InterestBits.READABLE + EventBits.ERROR + errno.EAGAIN + Interest.BOTH + TWO_POW_32;
+      const stillNot = mapped();
+      const backend = native.backend;
+      const addon = loadNative();
+      console.log(JSON.stringify({ before, stillNot, after: mapped(), backend, constants: constants > 0,
+        same: native.read === addon.read && native.Poller === addon.Poller,
+        errnoAgrees: Object.keys(errno).length === Object.keys(addon.errno).length && Object.entries(errno).every(([k, v]) => addon.errno[k] === v) }));
+    `);
+    assert.equal(child.status, 0, child.stderr);
+    const result = JSON.parse(child.stdout);
+    assert.deepEqual(result, { before: false, stillNot: false, after: true, backend: result.backend, constants: true, same: true, errnoAgrees: true });
+  });
+
+  test('native forwards exactly the members the addon exports', () => {
+    assert.deepEqual([...bindingKeys].sort(), Object.keys(loadNative()).sort());
+    for (const key of bindingKeys) assert.equal(native[key], loadNative()[key], key);
+  });
+
+  test('a missing addon is one clear error, MOB_NO_ADDON, at first use and not at import', () => {
+    const empty = mkdtempSync(join(tmpdir(), 'mob-no-addon-'));
+    try {
+      const child = runChild(
+        `
+        import { native, errno } from ${src('native/binding.ts')};
+        import { Poll } from ${src('poll/index.ts')};
+        const codes = [];
+        for (const use of [() => native.backend, () => new Poll(), () => native.listen('127.0.0.1', 0, 0, false)]) {
+          try { use(); codes.push('loaded'); } catch (e) { codes.push(e.code + ': ' + e.message); }
+        }
+        console.log(JSON.stringify({ eagain: errno.EAGAIN, codes }));
+      `,
+        { ...process.env, MOB_PREBUILD: empty },
+      );
+      assert.equal(child.status, 0, child.stderr);
+      const { eagain, codes } = JSON.parse(child.stdout);
+      assert.ok(eagain > 0);
+      assert.equal(codes.length, 3);
+      for (const line of codes) assert.match(line, /^MOB_NO_ADDON: mob: no native addon .*npm run build:native/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 });

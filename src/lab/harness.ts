@@ -4,7 +4,7 @@
 // experiment claims. No mocks: the point is to watch the kernel.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { native } from '../native/binding.js';
+import { errno, native } from '../native/binding.js';
 import { Events, Interest, Poll, Ready, Trigger } from '../poll/index.js';
 import { createRecordTimeline, formatRecord, type Timeline, type TraceFormat, type TraceRecord } from '../trace/timeline.js';
 
@@ -49,7 +49,7 @@ export interface Pair {
   server: number;
 }
 
-const { EAGAIN, EINTR } = native.errno;
+const { EAGAIN, EINTR } = errno;
 
 export class Lab {
   readonly backend = native.backend;

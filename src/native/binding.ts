@@ -8,39 +8,10 @@ import { createRequire } from 'node:module';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ErrnoConstants } from './constants.js';
 
-/** Interest and mode bits for Poller.add / Poller.modify. */
-export const InterestBits = {
-  READABLE: 1,
-  WRITABLE: 2,
-  /** Edge-triggered (EPOLLET / EV_CLEAR); level-triggered when absent. */
-  EDGE: 4,
-  /** Disarm after one event until modify() re-arms it (EPOLLONESHOT / EV_ONESHOT). */
-  ONESHOT: 8,
-} as const;
-
-/** Readiness bits written in the `flags` word of each event (mio's mapping). */
-export const EventBits = {
-  READABLE: 1,
-  WRITABLE: 2,
-  /** The peer will send no more: EPOLLHUP, EPOLLIN|EPOLLRDHUP, EV_EOF on EVFILT_READ. */
-  READ_CLOSED: 4,
-  /** We can send no more: EPOLLHUP, EPOLLOUT|EPOLLERR, EV_EOF on EVFILT_WRITE. */
-  WRITE_CLOSED: 8,
-  /** EPOLLERR, EV_ERROR, or EV_EOF carrying a socket error in fflags. */
-  ERROR: 16,
-} as const;
-
-/**
- * Layout of one event in the caller's Uint32Array (EVENT_STRIDE words per event):
- *   [0] token low 32 bits, [1] token high 32 bits (token = lo + hi * 2**32),
- *   [2] EventBits, [3] raw backend bits (epoll: `events`; kqueue: (flags << 16) | (filter & 0xffff)),
- *   [4] kqueue `data` clamped to 0..2**32-1 (bytes readable / unsent bytes / errno); 0 on epoll.
- */
-export const EVENT_STRIDE = 5;
-
-/** Tokens are integers in 0..MAX_TOKEN: they cross into JS as numbers without loss. */
-export const MAX_TOKEN = Number.MAX_SAFE_INTEGER;
+// The constants need no addon; they are re-exported here so that the contract reads in one place.
+export { InterestBits, EventBits, EVENT_STRIDE, TWO_POW_32, MAX_TOKEN, errno, type ErrnoConstants } from './constants.js';
 
 export interface Poller {
   /** The epoll/kqueue descriptor itself, or -1 once closed. */
@@ -132,12 +103,9 @@ export interface NativeBinding {
   setFdLimit(soft: number): number;
   /** Name of an errno value ('ECONNRESET'), or 'E<number>' if unknown. */
   errnoName(errno: number): string;
-  /** Positive errno values, by name, that a loop branches on. */
-  readonly errno: Readonly<{
-    EAGAIN: number; EINTR: number; ECONNRESET: number; EPIPE: number; EMFILE: number;
-    ENFILE: number; ENOBUFS: number; ENOMEM: number; ECONNABORTED: number; EINPROGRESS: number;
-    ENOENT: number; EBADF: number; ENOTCONN: number; ETIMEDOUT: number;
-  }>;
+  /** Positive errno values, by name, that a loop branches on (also `errno` in constants.ts,
+   *  which needs no addon). */
+  readonly errno: ErrnoConstants;
   /** setsockopt levels and options (platform values). */
   readonly sockopt: Readonly<{
     SOL_SOCKET: number; SO_RCVBUF: number; SO_SNDBUF: number; SO_REUSEADDR: number;
@@ -219,10 +187,50 @@ function whyNotLoadable(path: string, cause: unknown): string {
 
 let loaded: LoadedBinding | undefined;
 
-/** The addon, loaded once (node-gyp-build: a prebuild if present, else build/Release). */
+/** The addon, loaded once (node-gyp-build: a prebuild if present, else build/Release), with
+ *  where it came from. Throws MOB_NO_ADDON (with how to build it) when there is none. */
 export function loadBinding(): LoadedBinding {
   loaded ??= load();
   return loaded;
 }
 
-export const native: NativeBinding = loadBinding().binding;
+/** The addon's own exports object, loading it on first call. Hot paths hold what it returns. */
+export function loadNative(): NativeBinding {
+  return loadBinding().binding;
+}
+
+// Every member of NativeBinding, checked by the compiler both ways (a missing or an extra
+// key fails to type-check), and against the loaded addon by test/native.test.ts.
+const BINDING_KEYS: Record<keyof NativeBinding, true> = {
+  backend: true, napiVersion: true, EVENT_STRIDE: true, Poller: true,
+  listen: true, connect: true, accept: true, read: true, write: true, writev: true, writeEach: true,
+  shutdown: true, close: true, dup: true, setNoDelay: true, setLinger: true, setsockopt: true,
+  getsockopt: true, socketError: true, localAddress: true, peerAddress: true, bytesReadable: true,
+  bytesUnsent: true, getFdLimit: true, setFdLimit: true, errnoName: true, errno: true, sockopt: true,
+};
+
+/** The members `native` must forward: the test compares them with the addon's exports. */
+export const bindingKeys: readonly (keyof NativeBinding)[] = Object.keys(BINDING_KEYS) as (keyof NativeBinding)[];
+
+// `native` starts empty over a prototype of getters. The first member read loads the addon
+// and copies every member onto `native` itself as plain read-only data, which shadows the
+// getters: from then on `native.read` is an ordinary property load, as fast as on the
+// addon's own object, and importing this module (or anything that imports it) never loads
+// the addon by itself (#10).
+const lazyMembers: object = Object.create(null);
+for (const key of bindingKeys) {
+  Object.defineProperty(lazyMembers, key, {
+    get(this: NativeBinding) {
+      const binding = loadNative();
+      if (this === native) {
+        for (const member of bindingKeys) {
+          Object.defineProperty(native, member, { value: binding[member], enumerable: true });
+        }
+      }
+      return binding[key];
+    },
+  });
+}
+
+/** The addon, loaded on first use of any member. */
+export const native: NativeBinding = Object.create(lazyMembers) as NativeBinding;

@@ -1,4 +1,4 @@
-import { InterestBits } from '../native/binding.js';
+import { InterestBits } from '../native/constants.js';
 
 /** What readiness a registration asks for (mio's `Interest`). Combine with `|`. */
 export const Interest = {

@@ -3,7 +3,7 @@
 // the text line is a rendering of the same record, and so is the lane diagram (trace/svg.ts),
 // so the three never disagree about what happened.
 import { performance } from 'node:perf_hooks';
-import { native } from '../native/binding.js';
+import { native, TWO_POW_32 } from '../native/binding.js';
 import { describeInterest, describeReady } from '../poll/index.js';
 import { LISTENER_SLOT, type LoopTracer, type TracedCall } from '../server/tracer.js';
 import { describeRawEvent, describeRegistration, type Backend } from './kernel.js';
@@ -49,7 +49,6 @@ export interface TimelineOptions {
   clock?: () => number;
 }
 
-const TWO_POW_32 = 0x1_0000_0000;
 
 /** A timeline that writes each record as a line: JSON, or text for people. */
 export function createTimeline(format: TraceFormat, write: (line: string) => void, options: TimelineOptions = {}): Timeline {

@@ -1,4 +1,4 @@
-import { native } from '../../native/binding.js';
+import { native, TWO_POW_32 } from '../../native/binding.js';
 import { Interest, Ready, Trigger, describeReady, makeToken, type Poll } from '../../poll/index.js';
 import type { Lab, LabEvent, Experiment } from '../harness.js';
 
@@ -102,7 +102,7 @@ export const staleToken: Experiment = {
     const newcomer = await lab.pair();
     const connB = table.add('B', b.server);
     const connC = table.add('C', c.server);
-    lab.note(`B gets slot ${connB.slot} (A's, freed: generation ${Math.floor(connB.token / 2 ** 32)}), C slot ${connC.slot}`);
+    lab.note(`B gets slot ${connB.slot} (A's, freed: generation ${Math.floor(connB.token / TWO_POW_32)}), C slot ${connC.slot}`);
     for (const conn of [connB, connC]) lab.register(poll, conn.fd, conn.token, Interest.READABLE, Trigger.EDGE);
     lab.write(c.client, -1, 20);
     await lab.sleep(10);
@@ -132,7 +132,7 @@ export const staleToken: Experiment = {
         lab.note('then the listener accepts a newcomer in the same batch; the table hands it the freed slot');
         reused = table.add('D', newcomer.server);
         lab.register(poll, reused.fd, reused.token, Interest.READABLE, Trigger.EDGE);
-        lab.note(`D: slot ${reused.slot}, generation ${Math.floor(reused.token / 2 ** 32)}`);
+        lab.note(`D: slot ${reused.slot}, generation ${Math.floor(reused.token / TWO_POW_32)}`);
       } else {
         readOrRemove(lab, poll, table, conn);
       }
@@ -141,7 +141,7 @@ export const staleToken: Experiment = {
       '1 stale event', `${caught}`);
     if (reused !== null) {
       lab.expect(reused.slot === connB.slot && reused.token !== connB.token, 'the slot was reused, but the generation makes the old token different',
-        `slot ${connB.slot}, a new token`, `slot ${reused.slot}, generation ${Math.floor(reused.token / 2 ** 32)}`);
+        `slot ${connB.slot}, a new token`, `slot ${reused.slot}, generation ${Math.floor(reused.token / TWO_POW_32)}`);
     }
   },
 };

@@ -3,7 +3,7 @@
 // receiver (one addon crossing for all of them). Receivers that cannot keep up hold views of
 // the broadcast buffers and ask for WRITABLE until they drain.
 import { openSync, closeSync } from 'node:fs';
-import { native } from '../../native/binding.js';
+import { errno, native } from '../../native/binding.js';
 import { Events, Interest, Poll, Ready, Trigger, describeReady, type Registry } from '../../poll/index.js';
 import { FrameScan, scanFrames } from '../../protocol/frame.js';
 import type { Logger } from '../../log.js';
@@ -32,7 +32,7 @@ const READ_BUDGET = 256 * 1024;
 /** How soon accept is tried again after a failure that left connections queued. */
 const ACCEPT_RETRY_MS = 100;
 
-const { EAGAIN, EINTR, EMFILE, ENFILE, ECONNABORTED } = native.errno;
+const { EAGAIN, EINTR, EMFILE, ENFILE, ECONNABORTED } = errno;
 const READ_BITS = Ready.READABLE | Ready.READ_CLOSED | Ready.ERROR;
 
 export class NativeServer implements MobServer {
