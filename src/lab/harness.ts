@@ -152,14 +152,19 @@ export class Lab {
     return this.waitTraced(poll, timeoutMs, false);
   }
 
-  private waitTraced(poll: Poll, timeoutMs: number, traceEmpty: boolean): LabEvent[] {
+  /** A wait not traced at all: for loops of hundreds of rounds that report a summary. */
+  waitUntraced(poll: Poll, timeoutMs: number): LabEvent[] {
+    return this.waitTraced(poll, timeoutMs, false, false);
+  }
+
+  private waitTraced(poll: Poll, timeoutMs: number, traceEmpty: boolean, traced = true): LabEvent[] {
     const before = performance.now();
     const count = poll.poll(this.events, timeoutMs);
-    if (count > 0 || traceEmpty) this.timeline.batch(count, timeoutMs, performance.now() - before);
+    if (traced && (count > 0 || traceEmpty)) this.timeline.batch(count, timeoutMs, performance.now() - before);
     const out: LabEvent[] = [];
     for (let i = 0; i < count; i++) {
       const event = { token: this.events.token(i), low: this.events.tokenLow(i), high: this.events.tokenHigh(i), flags: this.events.flags(i), raw: this.events.raw(i), data: this.events.data(i) };
-      this.timeline.event(event.token, event.flags, event.raw, event.data);
+      if (traced) this.timeline.event(event.token, event.flags, event.raw, event.data);
       out.push(event);
     }
     return out;

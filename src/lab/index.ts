@@ -12,12 +12,14 @@ import { herd } from './experiments/herd.js';
 import { reuseport } from './experiments/reuseport.js';
 import { spurious } from './experiments/spurious.js';
 import { rdhup } from './experiments/rdhup.js';
+import { fairness } from './experiments/fairness.js';
+import { rearmCost } from './experiments/rearm-cost.js';
 
 export { runExperiment, type Experiment, type LabResult } from './harness.js';
 
 export const experiments: readonly Experiment[] = [
   edgeRead, levelVsEdge, writeReady, hangup, oneshot, edgeListener, staleToken, dupFd,
-  rdhup, spurious, herd, reuseport,
+  rdhup, spurious, fairness, rearmCost, herd, reuseport,
 ];
 
 export function findExperiment(name: string): Experiment | undefined {
