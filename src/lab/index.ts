@@ -14,12 +14,14 @@ import { spurious } from './experiments/spurious.js';
 import { rdhup } from './experiments/rdhup.js';
 import { fairness } from './experiments/fairness.js';
 import { rearmCost } from './experiments/rearm-cost.js';
+import { fork } from './experiments/fork.js';
+import { lowat } from './experiments/lowat.js';
 
 export { runExperiment, type Experiment, type LabResult } from './harness.js';
 
 export const experiments: readonly Experiment[] = [
   edgeRead, levelVsEdge, writeReady, hangup, oneshot, edgeListener, staleToken, dupFd,
-  rdhup, spurious, fairness, rearmCost, herd, reuseport,
+  rdhup, spurious, fairness, rearmCost, herd, reuseport, fork, lowat,
 ];
 
 export function findExperiment(name: string): Experiment | undefined {
