@@ -15,13 +15,14 @@ import { rdhup } from './experiments/rdhup.js';
 import { fairness } from './experiments/fairness.js';
 import { rearmCost } from './experiments/rearm-cost.js';
 import { fork } from './experiments/fork.js';
+import { dispatch } from './experiments/dispatch.js';
 import { lowat } from './experiments/lowat.js';
 
 export { runExperiment, type Experiment, type LabResult } from './harness.js';
 
 export const experiments: readonly Experiment[] = [
   edgeRead, levelVsEdge, writeReady, hangup, oneshot, edgeListener, staleToken, dupFd,
-  rdhup, spurious, fairness, rearmCost, herd, reuseport, fork, lowat,
+  dispatch, rdhup, spurious, fairness, rearmCost, herd, reuseport, fork, lowat,
 ];
 
 export function findExperiment(name: string): Experiment | undefined {

@@ -21,6 +21,8 @@ try {
 }
 const events = new Uint32Array(native.EVENT_STRIDE * 4);
 parentPort.postMessage({ ready: true });
+// All threads start their waits together, so a slow thread start cannot make another time out.
+Atomics.wait(workerData.go, 0, 0, 5000);
 const before = performance.now();
 const count = poller.wait(events, workerData.timeout);
 const blocked = performance.now() - before;
@@ -48,13 +50,13 @@ export const herd: Experiment = {
 
     const exclusive = interestBit('EXCLUSIVE');
     if (lab.backend !== 'epoll') return lab.skip('kqueue has no EPOLLEXCLUSIVE: every kqueue watching the socket is woken (the BSDs spread accepts with SO_REUSEPORT_LB instead, see `reuseport`)');
-    if (exclusive === null) return lab.skip('this build of the addon has no EXCLUSIVE interest bit (EPOLLEXCLUSIVE)');
+    if ('missing' in exclusive) return lab.skip(exclusive.missing);
     lab.note('the same, each registration made with EPOLLEXCLUSIVE (Linux 4.5; allowed only with EPOLL_CTL_ADD)');
     // The kernel wakes exclusive waiters one at a time, but a poller nobody is blocked in yet
     // does not count as woken and the wake-up moves on: a slow thread start can let two through.
     let fewest = WAITERS;
     for (let attempt = 1; attempt <= 3 && fewest === WAITERS; attempt++) {
-      const waiters = await trial(lab, fd, port, Interest.READABLE | Trigger.LEVEL | exclusive);
+      const waiters = await trial(lab, fd, port, Interest.READABLE | Trigger.LEVEL | exclusive.bit);
       fewest = Math.min(fewest, waiters.filter((w) => w.count > 0).length);
       lab.accept(fd);
     }
@@ -69,10 +71,11 @@ async function trial(lab: Lab, fd: number, port: number, bits: number): Promise<
   const results: Waiter[] = [];
   let ready = 0;
   let failed: string | null = null;
+  const go = new Int32Array(new SharedArrayBuffer(4));
   const allReady = new Promise<void>((resolve) => {
     for (let index = 0; index < WAITERS; index++) {
       // execArgv: [] keeps a test runner's TypeScript loader out of these plain-JS threads.
-      const worker = new Worker(WAITER, { eval: true, execArgv: [], workerData: { addon, fd, index, bits, timeout: WAIT_MS } });
+      const worker = new Worker(WAITER, { eval: true, execArgv: [], workerData: { addon, fd, index, bits, timeout: WAIT_MS, go } });
       workers.push(worker);
       lab.onCleanup(() => void worker.terminate());
       worker.on('message', (message: { ready?: boolean; error?: string; count?: number; blocked?: number }) => {
@@ -87,6 +90,8 @@ async function trial(lab: Lab, fd: number, port: number, bits: number): Promise<
   });
   await allReady;
   if (failed !== null) throw new Error(`a waiter could not register the listener: ${failed}`);
+  Atomics.store(go, 0, 1);
+  Atomics.notify(go, 0);
   await lab.sleep(50); // let every thread get into its wait
   lab.connect(port);
   await Promise.all(workers.map((worker) => new Promise((resolve) => worker.once('exit', resolve))));
