@@ -26,7 +26,9 @@ export const dispatch: Experiment = {
     await oneEventThenSilence(lab, poll, b, Trigger.EDGE | dispatchBit.bit);
     lab.note(lab.backend === 'epoll'
       ? 'epoll has no EV_DISPATCH: EPOLLONESHOT already keeps the registration, so the addon uses it for both'
-      : 'kqueue: EV_DISPATCH only disabled the knote; EV_ENABLE re-armed the same one: no allocation, the same udata, and an EV_DELETE later still finds it');
+      : lab.libkqueue
+        ? 'libkqueue: EV_DISPATCH disabled the knote, but EV_ADD would re-enable it with the old udata, so the addon deletes and re-adds it: here DISPATCH costs what ONESHOT does (a BSD kernel re-arms the same knote with EV_ENABLE)'
+        : 'kqueue: EV_DISPATCH only disabled the knote; EV_ENABLE re-armed the same one: no allocation, the same udata');
     lab.deregister(poll, b.server);
   },
 };

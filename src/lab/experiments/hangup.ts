@@ -1,6 +1,6 @@
 import { native } from '../../native/binding.js';
 import { Interest, Ready, Trigger, describeReady } from '../../poll/index.js';
-import { EPOLL, describeRawEvent } from '../../trace/kernel.js';
+import { describeRawEvent, kernelBit } from '../../trace/kernel.js';
 import { flagsOf, type Experiment } from '../harness.js';
 
 const CLOSED = 1;
@@ -49,7 +49,7 @@ export const hangup: Experiment = {
     flags = flagsOf(events, RESET);
     if (lab.backend === 'epoll') {
       const raw = events.find((event) => event.token === RESET)?.raw ?? 0;
-      lab.expect((raw & EPOLL.ERR) !== 0 && (raw & EPOLL.HUP) !== 0,
+      lab.expect((raw & kernelBit('EPOLLERR')) !== 0 && (raw & kernelBit('EPOLLHUP')) !== 0,
         'a reset is an error AND a hang-up of both directions: EPOLLERR|EPOLLHUP, with EPOLLIN for the bytes still buffered',
         'EPOLLERR|EPOLLHUP', `${describeRawEvent('epoll', raw, 0)} (${describeReady(flags)})`);
     } else {

@@ -1,6 +1,6 @@
 import { native } from '../../native/binding.js';
 import { Interest, Ready, Trigger, describeReady } from '../../poll/index.js';
-import { EPOLL, describeRawEvent } from '../../trace/kernel.js';
+import { describeRawEvent, kernelBit } from '../../trace/kernel.js';
 import { interestBit } from '../capabilities.js';
 import { flagsOf, type Experiment, type Lab } from '../harness.js';
 
@@ -43,7 +43,7 @@ export const rdhup: Experiment = {
     flags = flagsOf(events, SERVER);
     if (lab.backend === 'epoll') {
       const raw = events.find((event) => event.token === SERVER)?.raw ?? 0;
-      lab.expect((raw & EPOLL.HUP) !== 0, 'with both directions shut the socket is hung up: EPOLLHUP, reported whatever the interest', 'EPOLLHUP',
+      lab.expect((raw & kernelBit('EPOLLHUP')) !== 0, 'with both directions shut the socket is hung up: EPOLLHUP, reported whatever the interest', 'EPOLLHUP',
         events.length === 0 ? 'no event' : describeRawEvent('epoll', raw, 0));
     } else {
       lab.note(`kqueue: ${events.length === 0 ? 'no event' : describeReady(flags)}; EV_EOF is per filter, and the read filter had already said it`);
