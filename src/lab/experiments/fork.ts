@@ -30,6 +30,7 @@ export const fork: Experiment = {
         'no eventpoll descriptor in the child', `${inherited.length} descriptors, ${pollers.length} poller(s)`);
     }
 
+    const elsewhere = lab.listen();
     lab.note(`the parent closes fd ${server} without deregistering: the child's copy keeps the socket, and its open file description, alive`);
     lab.close(server);
     lab.write(client, -1, 10);
@@ -42,7 +43,7 @@ export const fork: Experiment = {
       keepsComing ? 'events for the closed fd keep coming to the parent: the child keeps the registration alive' : 'close(2) removed the knote: no events',
       keepsComing ? '1 event' : '0 events', `${countOf(events, SERVER)} event(s)`);
 
-    const reused = lab.track(native.connect('127.0.0.1', native.localAddress(lab.listen().fd).port));
+    const reused = lab.track(native.connect('127.0.0.1', elsewhere.port));
     lab.note(`the parent opens a new socket: fd ${reused}${reused === server ? ', the same number' : ''}`);
     if (lab.backend === 'epoll') {
       const result = lab.attempt(() => lab.deregister(poll, server));
