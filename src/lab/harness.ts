@@ -182,6 +182,16 @@ export class Lab {
     return { listenFd, client, server };
   }
 
+  /** The commonest start: a loopback pair whose accepted side is registered READABLE in a new
+   *  poller under token 1, named 'server'. */
+  async watchedServer(trigger: number = Trigger.EDGE): Promise<Pair & { poll: Poll }> {
+    const pair = await this.pair();
+    const poll = this.newPoll();
+    this.name(1, 'server');
+    this.register(poll, pair.server, 1, Interest.READABLE, trigger);
+    return { ...pair, poll };
+  }
+
   listen(): { fd: number; port: number } {
     const fd = this.track(native.listen('127.0.0.1', 0, 0, false));
     return { fd, port: native.localAddress(fd).port };

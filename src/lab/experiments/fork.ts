@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { native } from '../../native/binding.js';
-import { Interest, Trigger } from '../../poll/index.js';
 import { countOf, type Experiment } from '../harness.js';
 
 const SERVER = 1;
@@ -10,10 +9,7 @@ export const fork: Experiment = {
   name: 'fork',
   summary: 'a registered socket across fork: a child that holds a copy keeps the registration alive after the parent closes its fd; the poller itself is close-on-exec',
   async run(lab) {
-    const { client, server } = await lab.pair();
-    const poll = lab.newPoll();
-    lab.name(SERVER, 'server');
-    lab.register(poll, server, SERVER, Interest.READABLE, Trigger.EDGE);
+    const { client, server, poll } = await lab.watchedServer();
 
     lab.note(`fork + exec a child that holds a copy of fd ${server} (as its fd 3), as a prefork server hands a connection to a worker`);
     const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 10000)'], { stdio: ['ignore', 'ignore', 'ignore', server] });
