@@ -351,6 +351,7 @@ export async function runExperiment(experiment: Experiment, write: (line: string
     if (error instanceof Skip) {
       skipped = error.message;
     } else {
+      lab.checks++;
       lab.failures.push(`crashed: ${(error as Error).stack ?? String(error)}`);
       lab.timeline.check(false, 'the experiment ran to the end', (error as Error).message);
     }

@@ -11,8 +11,9 @@ export const fork: Experiment = {
   async run(lab) {
     const { client, server, poll } = await lab.watchedServer();
 
-    lab.note(`fork + exec a child that holds a copy of fd ${server} (as its fd 3), as a prefork server hands a connection to a worker`);
-    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 10000)'], { stdio: ['ignore', 'ignore', 'ignore', server] });
+    lab.note(`fork + exec a child (sleep 10) that holds a copy of fd ${server} (as its fd 3), as a prefork server hands a connection to a worker`);
+    // sleep(1), not node: a child that made an epoll of its own would muddle the check below.
+    const child = spawn('sleep', ['10'], { stdio: ['ignore', 'ignore', 'ignore', server] });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     lab.onCleanup(() => child.kill('SIGKILL'));
     await new Promise<void>((resolve, reject) => {
@@ -20,7 +21,13 @@ export const fork: Experiment = {
       child.once('error', reject);
     });
     if (process.platform === 'linux') {
-      const inherited = readdirSync(`/proc/${child.pid}/fd`).map((fd) => readlinkSync(`/proc/${child.pid}/fd/${fd}`));
+      const inherited = readdirSync(`/proc/${child.pid}/fd`).map((fd) => {
+        try {
+          return readlinkSync(`/proc/${child.pid}/fd/${fd}`);
+        } catch {
+          return 'gone'; // closed between the listing and the look
+        }
+      });
       const pollers = inherited.filter((target) => target.includes('eventpoll') || target.includes('kqueue'));
       lab.expect(pollers.length === 0, 'the child did not inherit the poller: it is close-on-exec (EPOLL_CLOEXEC), else the child\'s waits could take the parent\'s events',
         'no eventpoll descriptor in the child', `${inherited.length} descriptors, ${pollers.length} poller(s)`);
