@@ -114,8 +114,9 @@ export interface NativeBinding {
   accept(listenFd: number): number;
   /** A connected AF_UNIX stream pair, both ends non-blocking and close-on-exec. Throws. */
   socketpair(): [number, number];
-  /** Sets O_NONBLOCK on a descriptor made elsewhere (an inherited listener). Throws. */
-  setNonBlocking(fd: number): void;
+  /** O_NONBLOCK and FD_CLOEXEC on a descriptor opened elsewhere (an inherited listener).
+   *  Returns 0 or -errno. */
+  setNonBlocking(fd: number): number;
   /** getsockname's family, SO_TYPE and SO_ACCEPTCONN. Throws (ENOTSOCK for a file or pipe). */
   describeSocket(fd: number): SocketDescription;
   /** Bytes read into buf[offset, offset+length), 0 at end of stream, or -errno. */
