@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errno, native } from '../native/binding.js';
-import { Events, Interest, Poll, Ready, Trigger } from '../poll/index.js';
+import { Events, Interest, Option, Poll, Ready, Trigger } from '../poll/index.js';
 import { createRecordTimeline, formatRecord, type Timeline, type TraceFormat, type TraceRecord } from '../trace/timeline.js';
 
 /** One experiment: its own module in lab/experiments, or a student's file (`mob lab ./mine.js`)
@@ -59,6 +59,7 @@ export class Lab {
   readonly native = native;
   readonly Interest = Interest;
   readonly Trigger = Trigger;
+  readonly Option = Option;
   readonly Ready = Ready;
   readonly timeline: Timeline;
   readonly records: TraceRecord[] = [];
