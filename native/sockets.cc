@@ -241,8 +241,6 @@ int Socketpair(int fds[2]) noexcept {
   return 0;
 }
 
-int SetNonBlocking(int fd) noexcept { return SetNonblockCloexec(fd); }
-
 bool IsOpen(int fd) noexcept { return fcntl(fd, F_GETFD) >= 0; }
 
 int DescribeSocket(int fd, SocketKind* out) noexcept {
@@ -325,6 +323,8 @@ int Close(int fd) noexcept {
   if (close(fd) < 0 && errno != EINTR && errno != EINPROGRESS) return -errno;
   return 0;
 }
+
+int SetNonBlocking(int fd) noexcept { return SetNonblockCloexec(fd); }
 
 int Dup(int fd) noexcept {
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);

@@ -550,6 +550,21 @@ describe('loading the addon', () => {
     assert.deepEqual(result, { before: false, stillNot: false, after: true, backend: result.backend, constants: true, same: true, errnoAgrees: true });
   });
 
+  test('after first use, native holds plain data properties in fast mode: no getter per call', () => {
+    const child = spawnSync(
+      process.execPath,
+      ['--allow-natives-syntax', '--import', 'tsx', '--input-type=module', '-e', `
+        import { native } from ${src('native/binding.ts')};
+        native.read;
+        const descriptor = Object.getOwnPropertyDescriptor(native, 'read');
+        console.log(JSON.stringify({ data: 'value' in descriptor && !('get' in descriptor), fast: %HasFastProperties(native) }));
+      `],
+      { cwd: root, encoding: 'utf8', timeout: 30_000 },
+    );
+    assert.equal(child.status, 0, child.stderr);
+    assert.deepEqual(JSON.parse(child.stdout), { data: true, fast: true });
+  });
+
   test('native forwards exactly the members the addon exports', () => {
     assert.deepEqual([...bindingKeys].sort(), Object.keys(loadNative()).sort());
     for (const key of bindingKeys) assert.equal(native[key], loadNative()[key], key);
@@ -728,6 +743,17 @@ describe(`interest bits and capabilities (${native.backend})`, () => {
     assert.equal(raw & native.kernel.EPOLLRDHUP, 0);
     assert.equal(raw & native.kernel.EPOLLIN, native.kernel.EPOLLIN);
     assert.equal(native.read(quiet.server, Buffer.alloc(8), 0, 8), 0);
+  });
+
+  test('EXCLUSIVE registers with add() and reports a connection; modify() of it is the kernel\'s EINVAL', { skip: !epoll && 'epoll only' }, async () => {
+    const listenFd = track(native.listen('127.0.0.1', 0, 0, false));
+    const poller = newPoller();
+    // Accepted at all only because EXCLUSIVE leaves EPOLLRDHUP out: the kernel refuses the pair.
+    poller.add(listenFd, 9, READABLE | EXCLUSIVE);
+    track(native.connect('127.0.0.1', native.localAddress(listenFd).port));
+    const events = waitEvents(poller, 1000);
+    assert.equal(flagsFor(events, 9), EV_READABLE);
+    assert.throws(() => poller.modify(listenFd, 9, READABLE | EXCLUSIVE), (error: NodeJS.ErrnoException) => error.code === 'EINVAL' && error.syscall === 'epoll_ctl');
   });
 
   for (const [name, bit] of [['ONESHOT', ONESHOT], ['DISPATCH', DISPATCH]] as const) {

@@ -20,7 +20,7 @@ const CHILD = String.raw`
 const { Worker } = require('node:worker_threads');
 const { readdirSync } = require('node:fs');
 const net = require('node:net');
-const [addonPath, total, parallel, mode] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3]), process.argv[4]];
+const [addonPath, total, parallel, mode, ending] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3]), process.argv[4], process.argv[5]];
 
 const WORKER = String.raw` + '`' + String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
@@ -43,8 +43,9 @@ idle.stop();
 // A socketpair, one end of it handed over (disowned) to the main thread.
 const [kept, given] = b.socketpair();
 b.disown(given);
-// Started and ref'd: the worker stays alive until terminate().
+// Started and ref'd: the worker stays alive until terminate(). Unref'd, it ends by itself.
 poller.start(words, () => {});
+if (workerData.ending === 'exit') poller.unref();
 parentPort.postMessage({ port, given, fds: [listener, client, accepted, poller.fd, idle.fd, kept] });
 ` + '`' + String.raw`;
 
@@ -69,13 +70,19 @@ const closedHere = (port) => new Promise((resolve) => {
 });
 
 async function one(code = WORKER) {
-  const worker = new Worker(code, { eval: true, workerData: { addonPath } });
+  const worker = new Worker(code, { eval: true, workerData: { addonPath, ending } });
+  const exited = new Promise((resolve) => worker.once('exit', resolve));
   const message = await new Promise((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error('worker exited early: ' + code)));
+    exited.then((code) => reject(new Error('worker exited before its message: ' + code)));
   });
-  await worker.terminate();
+  if (ending === 'exit') {
+    const code = await exited;
+    if (code !== 0) throw new Error('worker exit code ' + code);
+  } else {
+    await worker.terminate();
+  }
   return message;
 }
 
@@ -115,19 +122,21 @@ async function one(code = WORKER) {
 })().catch((error) => { console.error(error); process.exit(3); });
 `;
 
-function runChild(total: number, parallel: number, mode = '') {
-  return spawnSync(process.execPath, ['-e', CHILD, addonPath, String(total), String(parallel), mode], {
+function runChild(total: number, parallel: number, mode: string, ending: 'terminate' | 'exit') {
+  return spawnSync(process.execPath, ['-e', CHILD, addonPath, String(total), String(parallel), mode, ending], {
     encoding: 'utf8',
     timeout: 120_000,
   });
 }
 
 describe('the addon loaded only in worker threads', { skip: process.platform !== 'linux' && 'counts /proc/self/fd' }, () => {
-  for (const [total, parallel] of [[1, 1], [8, 8], [40, 8]] as const) {
-    test(`${total} workers (${parallel} at a time) with started pollers, terminated: exit 0, no descriptor left, listeners closed`, () => {
+  const scenarios = [[1, 1, 'terminate'], [8, 8, 'terminate'], [40, 8, 'terminate'], [8, 8, 'exit']] as const;
+  for (const [total, parallel, ending] of scenarios) {
+    const how = ending === 'exit' ? 'ending by themselves (pollers unref\'d)' : 'terminated';
+    test(`${total} workers (${parallel} at a time) with started pollers, ${how}: exit 0, no descriptor left, listeners closed`, () => {
       // On libkqueue, the first kqueue of a process starts a monitor thread that keeps its own
       // descriptors for good: one warm-up worker first, so that "before" already has them.
-      const child = runChild(total, parallel, process.env.MOB_EXPECT_BACKEND === 'kqueue' ? 'warm' : '');
+      const child = runChild(total, parallel, process.env.MOB_EXPECT_BACKEND === 'kqueue' ? 'warm' : '', ending);
       assert.equal(child.signal, null, `child killed by ${child.signal}: ${child.stderr}`);
       assert.equal(child.status, 0, child.stderr);
       const result = JSON.parse(child.stdout.trim().split('\n').at(-1)!);

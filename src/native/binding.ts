@@ -118,9 +118,6 @@ export interface NativeBinding {
   accept(listenFd: number): number;
   /** A connected AF_UNIX stream pair, both ends non-blocking and close-on-exec. Throws. */
   socketpair(): [number, number];
-  /** O_NONBLOCK and FD_CLOEXEC on a descriptor opened elsewhere (an inherited listener).
-   *  Returns 0 or -errno. */
-  setNonBlocking(fd: number): number;
   /** getsockname's family, SO_TYPE and SO_ACCEPTCONN. Throws (ENOTSOCK for a file or pipe). */
   describeSocket(fd: number): SocketDescription;
   /** Bytes read into buf[offset, offset+length), 0 at end of stream, or -errno. */
@@ -141,6 +138,9 @@ export interface NativeBinding {
   close(fd: number): number;
   /** dup() keeping close-on-exec (F_DUPFD_CLOEXEC). Returns fd or -errno. */
   dup(fd: number): number;
+  /** O_NONBLOCK and FD_CLOEXEC on a descriptor opened elsewhere (an inherited listener).
+   *  Returns 0 or -errno. */
+  setNonBlocking(fd: number): number;
   setNoDelay(fd: number, on: boolean): number;
   /** SO_LINGER {on, seconds}: on with 0 seconds makes close() send RST. */
   setLinger(fd: number, on: boolean, seconds: number): number;
