@@ -5,6 +5,7 @@ import { UsageError } from './args.js';
 import { SERVE_USAGE } from './serve.js';
 import { CLIENT_USAGE } from './client.js';
 import { LAB_USAGE } from './lab.js';
+import { TRACE_SVG_USAGE } from './trace-svg.js';
 
 const USAGE = `mob — a multi-echo server on raw epoll/kqueue
 
@@ -13,6 +14,7 @@ usage:
   ${CLIENT_USAGE}
   mob info
   ${LAB_USAGE}
+  ${TRACE_SVG_USAGE}
 
 MOB_LOG=error|warn|info|debug|trace sets the log level (default info).`;
 
@@ -27,6 +29,8 @@ async function main(argv: string[]): Promise<void> {
       return (await import('./info.js')).info();
     case 'lab':
       return (await import('./lab.js')).lab(rest);
+    case 'trace-svg':
+      return (await import('./trace-svg.js')).traceSvg(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -48,7 +48,9 @@ export async function serve(argv: string[]): Promise<void> {
   const { host, port } = server.address;
   const { maxFrame, maxOutput, maxConns } = server.limits;
   log.info(`${server.engine} engine; max-frame ${maxFrame} B, max-output ${maxOutput} B, max-conns ${maxConns}`);
-  process.stdout.write(`listening on ${isIP(host) === 6 ? `[${host}]` : host}:${port}\n`);
+  // Under --trace=json stdout is JSON lines only, so that `| jq` works: the line is a record too.
+  if (trace === 'json') process.stdout.write(JSON.stringify({ type: 'listening', host, port }) + '\n');
+  else process.stdout.write(`listening on ${isIP(host) === 6 ? `[${host}]` : host}:${port}\n`);
 }
 
 async function createServer(
@@ -60,12 +62,9 @@ async function createServer(
     return UvServer.listen(options, log, uvMode);
   }
   const { NativeServer } = await import('../server/native/server.js');
-  const server = new NativeServer(options, log);
-  if (trace !== null) {
-    const { createTimeline } = await import('../trace/timeline.js');
-    server.setTracer(createTimeline(trace, (line) => process.stdout.write(line + '\n')));
-  }
-  return server;
+  if (trace === null) return new NativeServer(options, log);
+  const { createTimeline } = await import('../trace/timeline.js');
+  return new NativeServer(options, log, createTimeline(trace, (line) => process.stdout.write(line + '\n')));
 }
 
 function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
