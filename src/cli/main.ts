@@ -1,19 +1,24 @@
 #!/usr/bin/env node
 // The `mob` command. Every failure a user can act on ends as one line on stderr and a
 // non-zero exit: 2 for a usage mistake, 1 for anything else.
-import { UsageError } from './args.js';
+import { HelpRequested, UsageError } from './args.js';
 import { SERVE_USAGE } from './serve.js';
 import { CLIENT_USAGE } from './client.js';
+import { INFO_USAGE, packageVersion } from './info.js';
 import { LAB_USAGE } from './lab.js';
 
-const USAGE = `mob — a multi-echo server on raw epoll/kqueue
+const COMMANDS = `${SERVE_USAGE}
+${CLIENT_USAGE}
+${INFO_USAGE}
+${LAB_USAGE}`;
+
+/** `mob --help`; the README's usage block is the part under "usage:" (test/cli.test.ts checks). */
+export const USAGE = `mob — a multi-echo server on raw epoll/kqueue
 
 usage:
-  ${SERVE_USAGE}
-  ${CLIENT_USAGE}
-  mob info
-  ${LAB_USAGE}
+${COMMANDS.replace(/^/gm, '  ')}
 
+mob COMMAND --help describes a command's flags; mob --version prints the version.
 MOB_LOG=error|warn|info|debug|trace sets the log level (default info).`;
 
 async function main(argv: string[]): Promise<void> {
@@ -24,21 +29,32 @@ async function main(argv: string[]): Promise<void> {
     case 'client':
       return (await import('./client.js')).client(rest);
     case 'info':
-      return (await import('./info.js')).info();
+      return (await import('./info.js')).info(rest);
     case 'lab':
+      if (rest.includes('--help') || rest.includes('-h')) throw new HelpRequested(`usage: ${LAB_USAGE}\n\nRun the edge-triggering experiments on real loopback sockets; exits 1 if the kernel did not do what one claims.`);
       return (await import('./lab.js')).lab(rest);
-    case undefined:
     case 'help':
     case '--help':
     case '-h':
       process.stdout.write(USAGE + '\n');
       return;
+    case 'version':
+    case '--version':
+    case '-V':
+      process.stdout.write(packageVersion() + '\n');
+      return;
+    case undefined:
+      throw new UsageError(USAGE);
     default:
       throw new UsageError(`mob: unknown command '${command}'; try mob --help`);
   }
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof HelpRequested) {
+    process.stdout.write(error.text + '\n');
+    return;
+  }
   const err = error as Error & { code?: string };
   process.stderr.write(`${describe(err)}\n`);
   if (process.env.MOB_LOG === 'debug' || process.env.MOB_LOG === 'trace') process.stderr.write(`${err.stack}\n`);

@@ -1,48 +1,50 @@
 import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { Logger } from '../log.js';
-import { DEFAULT_LIMITS, type MobServer, type ServerOptions } from '../server/policy.js';
-import { parse, parseBytes, parseInteger, UsageError } from './args.js';
+import { DEFAULT_LIMITS, type MobServer } from '../server/policy.js';
+import { startServer, type Engine, type StartOptions, type UvMode } from '../start.js';
+import { parseCommand, parseHost, usageLine, UsageError, type Command, type ParsedFlags } from './args.js';
 
-export const SERVE_USAGE = `mob serve [--host 127.0.0.1] [--port 8000] [--max-frame 16MiB] [--max-conns 10000]
-          [--max-output 64MiB] [--shutdown-timeout 5000] [--reuse-port]
-          [--engine native|uv] [--uv-mode corked|coalesced|plain] [--trace[=text|json]]`;
+export type { Engine, UvMode };
 
-export type Engine = 'native' | 'uv';
-export type UvMode = 'corked' | 'coalesced' | 'plain';
+/** The frame limit's floor: below it a client's first ordinary message would close it. */
+const MIN_MAX_FRAME = 1024;
+
+// One table for mob serve's flags: its usage line, --help and parser all read it. A flag for
+// a new feature is one entry here and one read in serveOptions().
+export const SERVE: Command = {
+  name: 'serve',
+  summary: 'Run the multi-echo server: every frame a client sends goes to every client.',
+  flags: {
+    host: { type: 'string', value: 'HOST', default: '127.0.0.1', help: 'address to listen on (an IP, [::1] or a name)' },
+    port: { type: 'string', value: 'PORT', default: '8000', help: 'TCP port; 0 asks the kernel for a free one' },
+    'max-frame': { type: 'string', value: 'SIZE', default: '16MiB', help: 'largest frame a client may send (at least 1KiB)' },
+    'max-conns': { type: 'string', value: 'N', default: '10000', help: 'clients served at once (the default is lowered to fit RLIMIT_NOFILE)' },
+    'max-output': { type: 'string', value: 'SIZE', default: '64MiB', help: 'unread output after which a slow reader is disconnected' },
+    'shutdown-timeout': { type: 'string', value: 'MS', default: '5000', help: 'ms to flush output on SIGTERM/SIGINT before cutting clients off' },
+    'reuse-port': { type: 'boolean', help: 'SO_REUSEPORT, so several servers can share the port' },
+    engine: { type: 'string', value: 'native|uv', help: 'raw epoll/kqueue loop, or node:net (default native)' },
+    'uv-mode': { type: 'string', value: 'corked|coalesced|plain', help: 'how the uv engine sends (default corked)' },
+    trace: { type: 'string', value: 'text|json', help: 'print the native loop\'s timeline (--trace alone: text)' },
+  },
+};
+
+/** The usage line in `mob --help` and the README (--trace's value is optional). */
+export const SERVE_USAGE = usageLine(SERVE).replace('[--trace text|json]', '[--trace[=text|json]]');
 
 export async function serve(argv: string[]): Promise<void> {
   // `--trace` alone means the text timeline; parseArgs has no optional values.
   argv = argv.map((arg) => (arg === '--trace' ? '--trace=text' : arg));
-  const { values } = parse('serve', argv, {
-    host: { type: 'string', default: '127.0.0.1' },
-    port: { type: 'string', default: '8000' },
-    'max-frame': { type: 'string' },
-    'max-conns': { type: 'string' },
-    'max-output': { type: 'string' },
-    'shutdown-timeout': { type: 'string', default: '5000' },
-    'reuse-port': { type: 'boolean', default: false },
-    engine: { type: 'string', default: 'native' },
-    'uv-mode': { type: 'string', default: 'corked' },
-    trace: { type: 'string' },
-  });
-  const engine = oneOf<Engine>('engine', values.engine!, ['native', 'uv']);
-  const uvMode = oneOf<UvMode>('uv-mode', values['uv-mode']!, ['corked', 'coalesced', 'plain']);
-  const trace = values.trace === undefined ? null : oneOf('trace', values.trace, ['text', 'json'] as const);
+  const flags = parseCommand(SERVE, argv);
   const log = Logger.fromEnv();
-  const options: ServerOptions = {
-    host: await resolveHost(values.host!),
-    port: parseInteger('port', values.port!, 0, 65535),
-    limits: {
-      maxFrame: values['max-frame'] ? parseBytes('max-frame', values['max-frame']) : DEFAULT_LIMITS.maxFrame,
-      maxOutput: values['max-output'] ? parseBytes('max-output', values['max-output']) : DEFAULT_LIMITS.maxOutput,
-      maxConns: values['max-conns'] ? parseInteger('max-conns', values['max-conns'], 1) : DEFAULT_LIMITS.maxConns,
-    },
-    reusePort: values['reuse-port']!,
-    explicitMaxConns: values['max-conns'] !== undefined,
-    shutdownTimeoutMs: parseInteger('shutdown-timeout', values['shutdown-timeout']!, 0),
-  };
-  const server = await createServer(engine, uvMode, options, log, trace);
+  const trace = flags.oneOf('trace', ['text', 'json'] as const);
+  const options = await serveOptions(flags, log);
+  if (trace !== undefined) {
+    if (options.engine === 'uv') throw new UsageError('--trace shows the native loop; it has no meaning with --engine uv');
+    const { createTimeline } = await import('../trace/timeline.js');
+    options.tracer = createTimeline(trace, (line) => process.stdout.write(line + '\n'));
+  }
+  const server = await startServer(options);
   // Handlers first: a supervisor may signal as soon as it reads the line below.
   stopOnSignals(server, log);
   const { host, port } = server.address;
@@ -51,26 +53,22 @@ export async function serve(argv: string[]): Promise<void> {
   process.stdout.write(`listening on ${isIP(host) === 6 ? `[${host}]` : host}:${port}\n`);
 }
 
-async function createServer(
-  engine: Engine, uvMode: UvMode, options: ServerOptions, log: Logger, trace: 'text' | 'json' | null,
-): Promise<MobServer> {
-  if (engine === 'uv') {
-    if (trace !== null) throw new UsageError('--trace shows the native loop; it has no meaning with --engine uv');
-    const { UvServer } = await import('../server/uv/server.js');
-    return UvServer.listen(options, log, uvMode);
-  }
-  const { NativeServer } = await import('../server/native/server.js');
-  const server = new NativeServer(options, log);
-  if (trace !== null) {
-    const { createTimeline } = await import('../trace/timeline.js');
-    server.setTracer(createTimeline(trace, (line) => process.stdout.write(line + '\n')));
-  }
-  return server;
-}
-
-function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, not '${value}'`);
-  return value as T;
+async function serveOptions(flags: ParsedFlags, log: Logger): Promise<StartOptions> {
+  return {
+    engine: flags.oneOf<Engine>('engine', ['native', 'uv']) ?? 'native',
+    uvMode: flags.oneOf<UvMode>('uv-mode', ['corked', 'coalesced', 'plain']) ?? 'corked',
+    host: await resolveHost(parseHost(flags.string('host')!)),
+    port: flags.integer('port', 0, 65535)!,
+    limits: {
+      maxFrame: flags.bytes('max-frame', MIN_MAX_FRAME) ?? DEFAULT_LIMITS.maxFrame,
+      maxOutput: flags.bytes('max-output', MIN_MAX_FRAME) ?? DEFAULT_LIMITS.maxOutput,
+      maxConns: flags.integer('max-conns', 1) ?? DEFAULT_LIMITS.maxConns,
+    },
+    explicitMaxConns: flags.given('max-conns'),
+    reusePort: flags.boolean('reuse-port'),
+    shutdownTimeoutMs: flags.integer('shutdown-timeout', 0),
+    log,
+  };
 }
 
 function stopOnSignals(server: MobServer, log: Logger): void {
