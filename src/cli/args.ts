@@ -55,7 +55,9 @@ export function parseHost(text: string): string {
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** node:util parseArgs with errors turned into one-line UsageErrors. */
-export function parse<T extends Options>(command: string, argv: string[], options: T) {
+export function parse<T extends Options>(
+  command: string, argv: string[], options: T,
+): ReturnType<typeof parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: true }>> {
   try {
     return parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: true });
   } catch (error) {
