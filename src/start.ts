@@ -42,7 +42,5 @@ export async function startServer(options: StartOptions = {}): Promise<MobServer
   }
   if (engine !== 'native') throw new TypeError(`engine must be 'native' or 'uv', not '${String(engine)}'`);
   const { NativeServer } = await import('./server/native/server.js');
-  const server = new NativeServer(serverOptions, logger);
-  if (tracer !== undefined) server.setTracer(tracer);
-  return server;
+  return new NativeServer(serverOptions, logger, tracer ?? null);
 }

@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { exitOf, repoRoot } from './helpers.ts';
+import { cliPath, exitOf, repoRoot } from './helpers.ts';
 
 const example = (name: string) => join(repoRoot, 'examples', name);
 
@@ -60,6 +60,12 @@ for (const engine of ['native', 'uv']) {
 
 test('examples/lab-experiment.ts runs a custom experiment on the lab harness and passes', () => {
   const run = runExample('lab-experiment.ts');
+  assert.equal(run.status, 0, run.stdout + run.stderr);
+  assert.match(run.stdout, /^PASS level-repeats \((epoll|kqueue)\): 4\/4 checks$/m);
+});
+
+test('mob lab runs the same experiment from its file (node --import tsx for a .ts file)', () => {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', cliPath, 'lab', './examples/lab-experiment.ts'], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
   assert.equal(run.status, 0, run.stdout + run.stderr);
   assert.match(run.stdout, /^PASS level-repeats \((epoll|kqueue)\): 4\/4 checks$/m);
 });

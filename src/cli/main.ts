@@ -6,11 +6,13 @@ import { SERVE_USAGE } from './serve.js';
 import { CLIENT_USAGE } from './client.js';
 import { INFO_USAGE, packageVersion } from './info.js';
 import { LAB_USAGE } from './lab.js';
+import { TRACE_SVG_USAGE } from './trace-svg.js';
 
 const COMMANDS = `${SERVE_USAGE}
 ${CLIENT_USAGE}
 ${INFO_USAGE}
-${LAB_USAGE}`;
+${LAB_USAGE}
+${TRACE_SVG_USAGE}`;
 
 /** `mob --help`; the README's usage block is the part under "usage:" (test/cli.test.ts checks). */
 export const USAGE = `mob — a multi-echo server on raw epoll/kqueue
@@ -20,6 +22,11 @@ ${COMMANDS.replace(/^/gm, '  ')}
 
 mob COMMAND --help describes a command's flags; mob --version prints the version.
 MOB_LOG=error|warn|info|debug|trace sets the log level (default info).`;
+
+/** --help for the commands whose flags are not in a table (see args.ts). */
+function helpOn(argv: string[], usage: string, summary: string): void {
+  if (argv.includes('--help') || argv.includes('-h')) throw new HelpRequested(`usage: ${usage}\n\n${summary}`);
+}
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -31,8 +38,11 @@ async function main(argv: string[]): Promise<void> {
     case 'info':
       return (await import('./info.js')).info(rest);
     case 'lab':
-      if (rest.includes('--help') || rest.includes('-h')) throw new HelpRequested(`usage: ${LAB_USAGE}\n\nRun the edge-triggering experiments on real loopback sockets; exits 1 if the kernel did not do what one claims.`);
+      helpOn(rest, LAB_USAGE, 'Run the edge-triggering experiments on real loopback sockets; exits 1 if the kernel did not do what one claims.');
       return (await import('./lab.js')).lab(rest);
+    case 'trace-svg':
+      helpOn(rest, TRACE_SVG_USAGE, 'Draw the lane diagram (SVG) of a JSON timeline read from stdin.');
+      return (await import('./trace-svg.js')).traceSvg(rest);
     case 'help':
     case '--help':
     case '-h':

@@ -50,7 +50,9 @@ export async function serve(argv: string[]): Promise<void> {
   const { host, port } = server.address;
   const { maxFrame, maxOutput, maxConns } = server.limits;
   log.info(`${server.engine} engine; max-frame ${maxFrame} B, max-output ${maxOutput} B, max-conns ${maxConns}`);
-  process.stdout.write(`listening on ${isIP(host) === 6 ? `[${host}]` : host}:${port}\n`);
+  // Under --trace=json stdout is JSON lines only, so that `| jq` works: the line is a record too.
+  if (trace === 'json') process.stdout.write(JSON.stringify({ type: 'listening', host, port }) + '\n');
+  else process.stdout.write(`listening on ${isIP(host) === 6 ? `[${host}]` : host}:${port}\n`);
 }
 
 async function serveOptions(flags: ParsedFlags, log: Logger): Promise<StartOptions> {

@@ -127,7 +127,9 @@ function load(): LoadedBinding {
   const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
   let path: string;
   try {
-    path = nodeGypBuild.resolve(packageRoot);
+    // node-gyp-build's own override is <PACKAGE_NAME>_PREBUILD (MOB_ECHO_PREBUILD); MOB_PREBUILD
+    // is the project's documented one, so it is passed on here.
+    path = nodeGypBuild.resolve(process.env.MOB_PREBUILD || packageRoot);
   } catch (cause) {
     const error = new Error(
       `mob: no native addon for ${process.platform}-${process.arch} (node ${process.version}) in ${process.env.MOB_PREBUILD ?? packageRoot}; ` +

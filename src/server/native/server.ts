@@ -72,10 +72,12 @@ export class NativeServer implements MobServer {
   private closed: Promise<void> | null = null;
   private finishClose: (() => void) | null = null;
 
-  constructor(options: ServerOptions, private readonly log: Logger) {
+  /** A tracer given here also sees the listener's own registration. */
+  constructor(options: ServerOptions, private readonly log: Logger, tracer: LoopTracer | null = null) {
     this.limits = { ...options.limits, maxConns: fitConnLimit(options.limits.maxConns, log, options.explicitMaxConns) };
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5000;
     this.registry = this.poll.registry;
+    this.setTracer(tracer);
     this.listenFd = native.listen(options.host, options.port, 0, options.reusePort ?? false);
     try {
       this.address = { host: options.host, port: native.localAddress(this.listenFd).port };
@@ -105,7 +107,7 @@ export class NativeServer implements MobServer {
     const tracer = this.tracer;
     const logEvents = this.log.traceEnabled;
     const count = events.length;
-    if (tracer !== null) tracer.batch(count);
+    if (tracer !== null) tracer.batch(count, 0, -1);
     for (let i = 0; i < count; i++) {
       const slot = events.tokenLow(i);
       const flags = events.flags(i);
@@ -159,7 +161,10 @@ export class NativeServer implements MobServer {
     for (let i = 0; i < list.length; i++) {
       const conn = list[i]!;
       conn.unfinished = false;
-      if (conn.liveIndex >= 0 && !conn.readClosed && !this.stopping) this.readAll(conn);
+      if (conn.liveIndex >= 0 && !conn.readClosed && !this.stopping) {
+        if (this.tracer !== null) this.tracer.readBudget('resume', conn.fd, conn.token, READ_BUDGET);
+        this.readAll(conn);
+      }
     }
     list.length = 0;
     this.endBatch();
@@ -272,6 +277,7 @@ export class NativeServer implements MobServer {
       if (this.budget <= 0) {
         if (tail > 0) this.stashTail(conn, arena.buf, arena.committed, tail);
         if (!conn.unfinished) {
+          if (this.tracer !== null) this.tracer.readBudget('spent', fd, conn.token, READ_BUDGET);
           conn.unfinished = true;
           this.unfinished.push(conn);
         }
@@ -529,7 +535,8 @@ export class NativeServer implements MobServer {
       };
       this.finishClose = finish;
       this.registry.deregister(this.listenFd);
-      native.close(this.listenFd);
+      const closed = native.close(this.listenFd);
+      if (this.tracer !== null) this.tracer.call('close', this.listenFd, LISTENER_SLOT, closed, 0);
       for (const conn of [...this.slab.live]) {
         if (conn.queuedBytes === 0) this.remove(conn, { kind: 'shutdown' });
       }
