@@ -14,7 +14,7 @@ import { checkBinary, checkPrebuilds, packedFiles, TARGETS } from '../scripts/re
 
 const scratch = mkdtempSync(join(tmpdir(), 'mob-package-'));
 const pkg = join(scratch, 'pkg');
-const env = { ...process.env, npm_config_nodedir: process.env.npm_config_nodedir ?? '/usr' };
+const env: NodeJS.ProcessEnv = { ...process.env, npm_config_nodedir: process.env.npm_config_nodedir ?? '/usr' };
 delete env.MOB_PREBUILD;
 const hasCrossCompiler = spawnSync('sh', ['-c', 'command -v aarch64-linux-gnu-g++'], { encoding: 'utf8' }).status === 0;
 // Debian's arm64 node, unpacked by `scripts/prebuild/arm64-smoke.sh --fetch DIR` (not installed).
