@@ -14,6 +14,11 @@ export function readLength(buf: Uint8Array, offset: number): number {
   return high * TWO_POW_32 + low;
 }
 
+/** Where the frame starting at `at` ends (its header must be there). */
+export function nextFrame(buf: Uint8Array, at: number): number {
+  return at + HEADER_BYTES + readLength(buf, at);
+}
+
 export function writeLength(buf: Uint8Array, offset: number, length: number): void {
   const high = Math.floor(length / TWO_POW_32);
   const low = length >>> 0;
@@ -163,9 +168,9 @@ export class FrameDecoder {
   push(chunk: Buffer): void {
     const region = this.assembler.push(chunk);
     for (let at = 0; at < region.length; ) {
-      const length = readLength(region, at);
-      this.onFrame(region.subarray(at + HEADER_BYTES, at + HEADER_BYTES + length));
-      at += HEADER_BYTES + length;
+      const end = nextFrame(region, at);
+      this.onFrame(region.subarray(at + HEADER_BYTES, end));
+      at = end;
     }
     const oversized = this.assembler.scan.oversized;
     if (oversized >= 0) throw new FrameTooLargeError(oversized, this.maxFrame);
