@@ -92,8 +92,6 @@ export interface Flag {
   readonly value?: string;
   readonly default?: string;
   readonly help: string;
-  /** Left out of the one-line usage (still in --help): rarely needed flags. */
-  readonly detail?: boolean;
 }
 
 export type FlagTable = Readonly<Record<string, Flag>>;
@@ -111,12 +109,8 @@ const USAGE_WIDTH = 96;
 /** `mob serve [--host 127.0.0.1] [--port 8000] …`, wrapped under the command's name. */
 export function usageLine(command: Command): string {
   const head = `mob ${command.name}`;
-  const words = Object.entries(command.flags)
-    .filter(([, flag]) => !flag.detail)
-    .map(([name, flag]) => {
-      if (flag.type === 'boolean') return `[--${name}]`;
-      return `[--${name} ${flag.default ?? flag.value ?? 'VALUE'}]`;
-    });
+  const words = Object.entries(command.flags).map(([name, flag]) =>
+    flag.type === 'boolean' ? `[--${name}]` : `[--${name} ${flag.default ?? flag.value ?? 'VALUE'}]`);
   if (command.positionals) words.push(command.positionals);
   const lines: string[] = [];
   let line = head;

@@ -24,6 +24,7 @@ export const SERVE: Command = {
     'max-input-total': { type: 'string', value: 'SIZE', default: '1GiB', help: 'partial frames held for all clients together; past it the largest holder is closed' },
     'shutdown-timeout': { type: 'string', value: 'MS', default: '5000', help: 'ms to flush output on SIGTERM/SIGINT before cutting clients off' },
     'reuse-port': { type: 'boolean', help: 'SO_REUSEPORT, so several servers can share the port' },
+    'listen-fd': { type: 'string', value: 'FD', help: 'serve an inherited listening socket (default under systemd: LISTEN_FDS)' },
     engine: { type: 'string', value: 'native|uv', help: 'raw epoll/kqueue loop, or node:net (default native)' },
     'uv-mode': { type: 'string', value: 'corked|coalesced|plain', help: 'how the uv engine sends (default corked)' },
     trace: { type: 'string', value: 'text|json', help: 'print the native loop\'s timeline (--trace alone: text)' },
@@ -45,7 +46,11 @@ export async function serve(argv: string[]): Promise<void> {
     const { createTimeline } = await import('../trace/timeline.js');
     options.tracer = createTimeline(trace, (line) => process.stdout.write(line + '\n'));
   }
-  const server = await startServer(options);
+  const server = await startServer(options).catch((error: NodeJS.ErrnoException) => {
+    // An inherited descriptor that is not a listening socket fails in the first call on it.
+    if (options.listenFd === undefined || typeof error.code !== 'string' || !/^E[A-Z]+$/.test(error.code)) throw error;
+    throw new Error(`cannot serve fd ${options.listenFd}: not an open listening socket (${error.code})`);
+  });
   // Handlers first: a supervisor may signal as soon as it reads the line below.
   stopOnSignals(server, log);
   const { host, port } = server.address;
@@ -57,10 +62,17 @@ export async function serve(argv: string[]): Promise<void> {
 }
 
 async function serveOptions(flags: ParsedFlags, log: Logger): Promise<StartOptions> {
+  const listenFd = inheritedListener(flags, log);
+  if (listenFd !== undefined) {
+    for (const flag of ['host', 'port', 'reuse-port']) {
+      if (flags.given(flag)) throw new UsageError(`--${flag} does not apply to an inherited socket (--listen-fd or systemd's LISTEN_FDS)`);
+    }
+  }
   return {
+    listenFd,
     engine: flags.oneOf<Engine>('engine', ['native', 'uv']) ?? 'native',
     uvMode: flags.oneOf<UvMode>('uv-mode', ['corked', 'coalesced', 'plain']) ?? 'corked',
-    host: await resolveHost(parseHost(flags.string('host')!)),
+    host: listenFd === undefined ? await resolveHost(parseHost(flags.string('host')!)) : '',
     port: flags.integer('port', 0, 65535)!,
     limits: {
       maxFrame: flags.bytes('max-frame', MIN_MAX_FRAME) ?? DEFAULT_LIMITS.maxFrame,
@@ -73,6 +85,28 @@ async function serveOptions(flags: ParsedFlags, log: Logger): Promise<StartOptio
     shutdownTimeoutMs: flags.integer('shutdown-timeout', 0),
     log,
   };
+}
+
+/** First descriptor systemd passes (sd_listen_fds(3): SD_LISTEN_FDS_START). */
+const SD_LISTEN_FDS_START = 3;
+
+/**
+ * The listening socket to serve instead of binding one: --listen-fd N, or systemd's socket
+ * activation (LISTEN_FDS, for this process: LISTEN_PID). The variables are removed once read,
+ * as sd_listen_fds(1) does, so a child process cannot mistake them for its own.
+ */
+function inheritedListener(flags: ParsedFlags, log: Logger): number | undefined {
+  const explicit = flags.integer('listen-fd', 0, 0x7fff_ffff);
+  const { LISTEN_FDS, LISTEN_PID } = process.env;
+  delete process.env.LISTEN_FDS;
+  delete process.env.LISTEN_PID;
+  delete process.env.LISTEN_FDNAMES;
+  if (explicit !== undefined) return explicit;
+  if (LISTEN_FDS === undefined || Number(LISTEN_PID) !== process.pid) return undefined;
+  const count = Number(LISTEN_FDS);
+  if (!Number.isInteger(count) || count < 1) throw new Error(`LISTEN_FDS=${LISTEN_FDS}: systemd passed no socket`);
+  if (count > 1) log.warn(`systemd passed ${count} sockets; serving the first (fd ${SD_LISTEN_FDS_START}) only`);
+  return SD_LISTEN_FDS_START;
 }
 
 function stopOnSignals(server: MobServer, log: Logger): void {
