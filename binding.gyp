@@ -10,7 +10,12 @@
       'target_name': 'mob',
       'sources': [
         'native/addon.cc',
+        'native/args.cc',
+        'native/env_owner.cc',
         'native/errors.cc',
+        'native/poller.cc',
+        'native/selector_common.cc',
+        'native/socket_bindings.cc',
         'native/sockets.cc',
       ],
       'include_dirs': [

@@ -21,6 +21,9 @@ class Skip extends Error {}
 
 export interface LabEvent {
   token: number;
+  /** The token's two 32-bit words (mob keeps a slot in the low one, a generation in the high). */
+  low: number;
+  high: number;
   flags: number;
   raw: number;
   data: number;
@@ -141,13 +144,27 @@ export class Lab {
 
   /** One epoll_wait/kevent of at most timeoutMs, traced; the events, copied out. */
   wait(poll: Poll, timeoutMs: number): LabEvent[] {
+    return this.waitTraced(poll, timeoutMs, true);
+  }
+
+  /** A wait traced only if it returns events: for loops whose empty rounds vary in number. */
+  waitQuietly(poll: Poll, timeoutMs: number): LabEvent[] {
+    return this.waitTraced(poll, timeoutMs, false);
+  }
+
+  /** A wait not traced at all: for loops of hundreds of rounds that report a summary. */
+  waitUntraced(poll: Poll, timeoutMs: number): LabEvent[] {
+    return this.waitTraced(poll, timeoutMs, false, false);
+  }
+
+  private waitTraced(poll: Poll, timeoutMs: number, traceEmpty: boolean, traced = true): LabEvent[] {
     const before = performance.now();
     const count = poll.poll(this.events, timeoutMs);
-    this.timeline.batch(count, timeoutMs, performance.now() - before);
+    if (traced && (count > 0 || traceEmpty)) this.timeline.batch(count, timeoutMs, performance.now() - before);
     const out: LabEvent[] = [];
     for (let i = 0; i < count; i++) {
-      const event = { token: this.events.token(i), flags: this.events.flags(i), raw: this.events.raw(i), data: this.events.data(i) };
-      this.timeline.event(event.token, event.flags, event.raw, event.data);
+      const event = { token: this.events.token(i), low: this.events.tokenLow(i), high: this.events.tokenHigh(i), flags: this.events.flags(i), raw: this.events.raw(i), data: this.events.data(i) };
+      if (traced) this.timeline.event(event.token, event.flags, event.raw, event.data);
       out.push(event);
     }
     return out;

@@ -16,7 +16,11 @@ export { InterestBits, EventBits, EVENT_STRIDE, TWO_POW_32, MAX_TOKEN, errno, ty
 export interface Poller {
   /** The epoll/kqueue descriptor itself, or -1 once closed. */
   readonly fd: number;
-  /** Throws on failure (EBADF, EEXIST, ENOENT...). token must be an integer in 0..MAX_TOKEN. */
+  /**
+   * Throws on failure (EBADF, EEXIST, ENOENT...). token must be an integer in 0..MAX_TOKEN.
+   * interest must include READABLE or WRITABLE (RangeError otherwise, on both backends);
+   * a bit the backend cannot honour (see capabilities) throws ENOTSUP, never ignored.
+   */
   add(fd: number, token: number, interest: number): void;
   modify(fd: number, token: number, interest: number): void;
   /** Deregisters; ENOENT (already gone) is not an error. */
@@ -37,8 +41,32 @@ export interface Poller {
   /** Whether the libuv watcher keeps the process alive (default: it does). */
   ref(): void;
   unref(): void;
-  /** Stops the watcher and closes the poller fd. Idempotent. */
+  /** Stops the watcher and closes the poller fd. Idempotent. A poller still open when its
+   *  environment (a worker) ends is closed then, libuv handle included. */
   close(): void;
+}
+
+/** What this backend honours of InterestBits: add/modify throw ENOTSUP for the rest. */
+export interface Capabilities {
+  /** The InterestBits accepted, as a mask. */
+  readonly interest: number;
+  /** EXCLUSIVE: epoll (EPOLLEXCLUSIVE); kqueue has no counterpart. */
+  readonly exclusive: boolean;
+  /** NO_RDHUP: epoll; kqueue always reports EV_EOF. */
+  readonly noRdhup: boolean;
+  /** DISPATCH: EV_DISPATCH on kqueue, EPOLLONESHOT on epoll (dispatchFlag). */
+  readonly dispatch: boolean;
+  /** The kernel flags behind ONESHOT and DISPATCH. */
+  readonly oneshotFlag: 'EPOLLONESHOT' | 'EV_ONESHOT';
+  readonly dispatchFlag: 'EPOLLONESHOT' | 'EV_DISPATCH';
+}
+
+/** A descriptor's kind, for taking over one made elsewhere (--listen-fd, LISTEN_FDS). */
+export interface SocketDescription {
+  family: 'IPv4' | 'IPv6' | 'unix' | 'other';
+  type: 'stream' | 'datagram' | 'other';
+  /** SO_ACCEPTCONN: listen() was called on it. */
+  listening: boolean;
 }
 
 export interface SocketAddress {
@@ -54,6 +82,26 @@ export interface NativeBinding {
   readonly napiVersion: number;
   readonly EVENT_STRIDE: number;
   Poller: new () => Poller;
+  readonly capabilities: Capabilities;
+  /**
+   * The backend's own constants, by their C names, with the values of the headers the
+   * addon was built against, so tools name raw bits without re-encoding them. epoll:
+   * EPOLLIN, EPOLLPRI, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLRDNORM, EPOLLRDBAND, EPOLLWRNORM,
+   * EPOLLWRBAND, EPOLLMSG, EPOLLRDHUP, EPOLLEXCLUSIVE, EPOLLWAKEUP, EPOLLONESHOT, EPOLLET
+   * (all unsigned). kqueue: EV_ADD, EV_DELETE, EV_ENABLE, EV_DISABLE, EV_ONESHOT, EV_CLEAR,
+   * EV_RECEIPT, EV_DISPATCH, EV_ERROR, EV_EOF (flags) and EVFILT_READ, EVFILT_WRITE
+   * (negative filters). Raw event words (Events.raw) are made of these.
+   */
+  readonly kernel: Readonly<Record<string, number>>;
+
+  // --- ownership: every descriptor made here (listen, connect, accept, socketpair, dup)
+  // belongs to the environment (main thread or worker) that made it, and is closed when
+  // that environment ends unless close() or disown() came first. ---------------------------
+  /** This environment stops owning fd (e.g. it is handed to a worker); whether it did. */
+  disown(fd: number): boolean;
+  /** This environment owns fd from now on (one handed over by another thread, or inherited).
+   *  Throws EBADF if fd is not open. */
+  adopt(fd: number): void;
 
   // --- sockets: descriptors are non-blocking and close-on-exec -------------------------
   /** TCP listen on an IPv4 or IPv6 literal. SO_REUSEADDR always; SO_REUSEPORT if asked;
@@ -64,6 +112,12 @@ export interface NativeBinding {
   connect(host: string, port: number): number;
   /** Accepted fd (non-blocking, close-on-exec; accept4 on Linux), or -errno (-EAGAIN). */
   accept(listenFd: number): number;
+  /** A connected AF_UNIX stream pair, both ends non-blocking and close-on-exec. Throws. */
+  socketpair(): [number, number];
+  /** Sets O_NONBLOCK on a descriptor made elsewhere (an inherited listener). Throws. */
+  setNonBlocking(fd: number): void;
+  /** getsockname's family, SO_TYPE and SO_ACCEPTCONN. Throws (ENOTSOCK for a file or pipe). */
+  describeSocket(fd: number): SocketDescription;
   /** Bytes read into buf[offset, offset+length), 0 at end of stream, or -errno. */
   read(fd: number, buf: Uint8Array, offset: number, length: number): number;
   /** Bytes written from buf[offset, offset+length), or -errno. Never raises SIGPIPE. */
@@ -78,18 +132,16 @@ export interface NativeBinding {
   writeEach(fds: Int32Array, count: number, buf: Uint8Array, offset: number, length: number, results: Int32Array): void;
   /** how: 0 = SHUT_RD, 1 = SHUT_WR, 2 = SHUT_RDWR. Returns 0 or -errno. */
   shutdown(fd: number, how: number): number;
-  /** Returns 0 or -errno. */
+  /** Returns 0 or -errno; the descriptor is gone (and no longer owned) either way. */
   close(fd: number): number;
   /** dup() keeping close-on-exec (F_DUPFD_CLOEXEC). Returns fd or -errno. */
   dup(fd: number): number;
-  /** O_NONBLOCK and FD_CLOEXEC on a descriptor opened elsewhere (an inherited listener).
-   *  Returns 0 or -errno. */
-  setNonBlocking(fd: number): number;
   setNoDelay(fd: number, on: boolean): number;
   /** SO_LINGER {on, seconds}: on with 0 seconds makes close() send RST. */
   setLinger(fd: number, on: boolean, seconds: number): number;
-  /** Integer socket options; constants below. Return 0 / the value, or -errno. */
+  /** Integer socket option; constants below. Returns 0 or -errno. */
   setsockopt(fd: number, level: number, option: number, value: number): number;
+  /** Integer socket option's value (which may be negative). Throws on failure. */
   getsockopt(fd: number, level: number, option: number): number;
   /** Pending socket error (SO_ERROR) as a positive errno, 0 if none, or -errno on failure. */
   socketError(fd: number): number;
@@ -112,7 +164,8 @@ export interface NativeBinding {
   /** setsockopt levels and options (platform values). */
   readonly sockopt: Readonly<{
     SOL_SOCKET: number; SO_RCVBUF: number; SO_SNDBUF: number; SO_REUSEADDR: number;
-    SO_REUSEPORT: number; SO_KEEPALIVE: number; IPPROTO_TCP: number; TCP_NODELAY: number;
+    SO_REUSEPORT: number; SO_KEEPALIVE: number; SO_ACCEPTCONN: number; SO_TYPE: number;
+    IPPROTO_TCP: number; TCP_NODELAY: number;
   }>;
 }
 
@@ -125,14 +178,17 @@ export interface LoadedBinding {
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-function load(): LoadedBinding {
-  const require = createRequire(import.meta.url);
+const require = createRequire(import.meta.url);
+
+/** Where the addon node-gyp-build would load (MOB_PREBUILD honoured), without loading it:
+ *  for a worker or child process that must load it itself. Throws MOB_NO_ADDON. */
+export function resolveAddonPath(): string {
   const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
-  let path: string;
   try {
+    // MOB_PREBUILD=build-asan comes back relative, which require() would take for a package name.
     // node-gyp-build's own override is <PACKAGE_NAME>_PREBUILD (MOB_ECHO_PREBUILD); MOB_PREBUILD
     // is the project's documented one, so it is passed on here.
-    path = nodeGypBuild.resolve(process.env.MOB_PREBUILD || packageRoot);
+    return resolvePath(nodeGypBuild.resolve(process.env.MOB_PREBUILD || packageRoot));
   } catch (cause) {
     const error = new Error(
       `mob: no native addon for ${process.platform}-${process.arch} (node ${process.version}) in ${process.env.MOB_PREBUILD ?? packageRoot}; ` +
@@ -142,8 +198,10 @@ function load(): LoadedBinding {
     (error as Error & { code: string }).code = 'MOB_NO_ADDON';
     throw error;
   }
-  // MOB_PREBUILD=build-asan comes back relative, which require() would take for a package name.
-  path = resolvePath(path);
+}
+
+function load(): LoadedBinding {
+  const path = resolveAddonPath();
   let binding: NativeBinding;
   try {
     binding = require(path) as NativeBinding;
@@ -207,12 +265,12 @@ export function loadNative(): NativeBinding {
 // Every member of NativeBinding, checked by the compiler both ways (a missing or an extra
 // key fails to type-check), and against the loaded addon by test/native.test.ts.
 const BINDING_KEYS: Record<keyof NativeBinding, true> = {
-  backend: true, napiVersion: true, EVENT_STRIDE: true, Poller: true,
-  listen: true, connect: true, accept: true, read: true, write: true, writev: true, writeEach: true,
+  backend: true, napiVersion: true, EVENT_STRIDE: true, Poller: true, capabilities: true,
+  kernel: true, disown: true, adopt: true, socketpair: true, setNonBlocking: true,
+  describeSocket: true, listen: true, connect: true, accept: true, read: true, write: true, writev: true, writeEach: true,
   shutdown: true, close: true, dup: true, setNoDelay: true, setLinger: true, setsockopt: true,
   getsockopt: true, socketError: true, localAddress: true, peerAddress: true, bytesReadable: true,
   bytesUnsent: true, getFdLimit: true, setFdLimit: true, errnoName: true, errno: true, sockopt: true,
-  setNonBlocking: true,
 };
 
 /** The members `native` must forward: the test compares them with the addon's exports. */

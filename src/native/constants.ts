@@ -13,8 +13,10 @@ export const InterestBits = {
   /** One event, then silence until modify() (EPOLLONESHOT: disarmed; EV_ONESHOT: the
    *  filter is deleted, so modify() adds it again). */
   ONESHOT: 8,
-  /** Wake one of the pollers that share this descriptor, not all (EPOLLEXCLUSIVE; add only,
-   *  not with ONESHOT). kqueue has none: capabilities.exclusive is false and add throws. */
+  /** Wake one of the threads blocked on pollers that share this descriptor, not all
+   *  (EPOLLEXCLUSIVE). add() only: modify() of such a registration fails with EINVAL. Not
+   *  with ONESHOT or DISPATCH; implies NO_RDHUP (the kernel refuses EPOLLRDHUP with it).
+   *  kqueue has none: capabilities.exclusive is false and add throws ENOTSUP. */
   EXCLUSIVE: 16,
   /** Leave EPOLLRDHUP out: a FIN then shows as READABLE alone until read() returns 0.
    *  kqueue always sets EV_EOF: capabilities.noRdhup is false and add/modify throw. */

@@ -23,5 +23,8 @@ export function describeInterest(bits: number): string {
   if (bits & InterestBits.WRITABLE) parts.push('WRITABLE');
   parts.push(bits & InterestBits.EDGE ? 'edge' : 'level');
   if (bits & InterestBits.ONESHOT) parts.push('oneshot');
+  if (bits & InterestBits.DISPATCH) parts.push('dispatch');
+  if (bits & InterestBits.EXCLUSIVE) parts.push('exclusive');
+  if (bits & InterestBits.NO_RDHUP) parts.push('no-rdhup');
   return parts.join('|');
 }

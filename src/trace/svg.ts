@@ -2,7 +2,7 @@
 // peer, the kernel's socket buffers, the poller, the loop — and one row per record, time going
 // down, so an edge reads as an arrow from the kernel through the poller to the loop, and a
 // read that ends in EAGAIN as an arrow back from an empty buffer. Plain SVG text, no library.
-import type { TraceRecord } from './timeline.js';
+import { verdict, type TraceRecord } from './timeline.js';
 
 const LANES = ['peer', 'kernel buffers', 'poller', 'loop'] as const;
 type Lane = 0 | 1 | 2 | 3;
@@ -89,7 +89,7 @@ function drawRecord(r: TraceRecord): string | null {
     case 'check':
       return text(GUTTER + 10, 0, `${r.ok ? '✔' : '✘'} ${r.claim}`, r.ok ? COLOURS.loop : COLOURS.fail, 'normal', 'bold');
     case 'result':
-      return text(GUTTER + 10, 0, `${r.skipped !== null ? 'SKIP' : r.ok ? 'PASS' : 'FAIL'} ${r.name}: ${r.checks - r.failed}/${r.checks} checks${r.skipped ? ` — ${r.skipped}` : ''}`,
+      return text(GUTTER + 10, 0, `${verdict(r)} ${r.name}: ${r.checks - r.failed}/${r.checks} checks${r.skipped !== null ? `; skipped: ${r.skipped}` : ''}`,
         r.ok ? COLOURS.loop : COLOURS.fail, 'normal', 'bold');
   }
 }

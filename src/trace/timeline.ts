@@ -124,10 +124,16 @@ function formatBody(r: TraceRecord): string {
     case 'experiment':
       return `# experiment ${r.name} on ${r.backend}${r.libkqueue ? ' (libkqueue)' : ''}, ${r.platform}: ${r.summary}`;
     case 'result':
-      return `${r.skipped !== null ? 'SKIP' : r.ok ? 'PASS' : 'FAIL'} ${r.name} (${r.backend}): ${r.checks - r.failed}/${r.checks} checks${r.skipped !== null ? ` — ${r.skipped}` : ''}`;
+      return `${verdict(r)} ${r.name} (${r.backend}): ${r.checks - r.failed}/${r.checks} checks${r.skipped !== null ? `; ${r.checks > 0 ? 'the rest ' : ''}skipped: ${r.skipped}` : ''}`;
     case 'listening':
       return `listening on ${r.host}:${r.port}`;
   }
+}
+
+/** PASS, FAIL, or SKIP for an experiment that could check nothing on this backend. */
+export function verdict(result: { ok: boolean; checks: number; skipped: string | null }): 'PASS' | 'FAIL' | 'SKIP' {
+  if (!result.ok) return 'FAIL';
+  return result.checks === 0 && result.skipped !== null ? 'SKIP' : 'PASS';
 }
 
 class TimelineWriter implements Timeline {

@@ -94,8 +94,7 @@ export class NativeServer implements MobServer, FanoutHost {
     try {
       if (options.listenFd !== undefined) {
         // Edge-triggered accept loops until EAGAIN: a blocking listener would hang it.
-        const result = native.setNonBlocking(this.listenFd);
-        if (result < 0) throw new Error(`listen fd ${this.listenFd}: ${native.errnoName(-result)}`);
+        native.setNonBlocking(this.listenFd);
       }
       const local = native.localAddress(this.listenFd);
       this.address = { host: options.listenFd !== undefined ? local.address : options.host, port: local.port };
