@@ -6,6 +6,6 @@ export { Poll, Registry, Events, Ready, Interest, Trigger, MAX_TOKEN, makeToken,
 export type { Token, RegistryObserver } from './poll/index.js';
 export {
   native, loadNative, loadBinding,
-  type NativeBinding, type Poller, type SocketAddress, type LoadedBinding,
+  type NativeBinding, type Poller, type SocketAddress, type SocketDescription, type Capabilities, type LoadedBinding,
 } from './native/binding.js';
 export { errno, InterestBits, EventBits, EVENT_STRIDE, type ErrnoConstants } from './native/constants.js';

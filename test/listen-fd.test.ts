@@ -47,34 +47,28 @@ async function checkServes(port: number): Promise<void> {
   }
 }
 
-for (const engine of ['native', 'uv']) {
-  test(`mob serve --listen-fd 3 serves the socket it inherits (${engine} engine)`, async () => {
-    const listener = bindListener();
-    try {
-      const served = await startWithListener([process.execPath, cliPath, 'serve', '--listen-fd', '3', '--engine', engine], listener.fd);
-      assert.equal(served.line, `127.0.0.1:${listener.port}`);
-      await checkServes(listener.port);
-      served.child.kill('SIGTERM');
-      assert.equal((await exitOf(served.child)).code, 0, served.stderr());
-    } finally {
-      native.close(listener.fd);
-    }
-  });
+/** Binds a listener, hands it to `argv` as fd 3, and checks that the child serves it, then
+ *  stops on SIGTERM with exit 0. */
+async function checkInherited(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
+  const listener = bindListener();
+  try {
+    const served = await startWithListener(argv, listener.fd, env);
+    assert.equal(served.line, `127.0.0.1:${listener.port}`);
+    await checkServes(listener.port);
+    served.child.kill('SIGTERM');
+    assert.equal((await exitOf(served.child)).code, 0, served.stderr());
+  } finally {
+    native.close(listener.fd);
+  }
+}
 
-  test(`systemd socket activation: LISTEN_FDS=1 for this pid serves fd 3 (${engine} engine)`, async () => {
-    const listener = bindListener();
-    try {
-      // systemd sets LISTEN_PID to the service's own pid: sh's $$ is the pid node runs as after exec.
-      const served = await startWithListener(['/bin/sh', '-c', `LISTEN_PID=$$ exec "${process.execPath}" "${cliPath}" serve --engine ${engine}`],
-        listener.fd, { LISTEN_FDS: '1' });
-      assert.equal(served.line, `127.0.0.1:${listener.port}`);
-      await checkServes(listener.port);
-      served.child.kill('SIGTERM');
-      assert.equal((await exitOf(served.child)).code, 0, served.stderr());
-    } finally {
-      native.close(listener.fd);
-    }
-  });
+for (const engine of ['native', 'uv']) {
+  test(`mob serve --listen-fd 3 serves the socket it inherits (${engine} engine)`, () =>
+    checkInherited([process.execPath, cliPath, 'serve', '--listen-fd', '3', '--engine', engine]));
+
+  // systemd sets LISTEN_PID to the service's own pid: sh's $$ is the pid node runs as after exec.
+  test(`systemd socket activation: LISTEN_FDS=1 for this pid serves fd 3 (${engine} engine)`, () =>
+    checkInherited(['/bin/sh', '-c', `LISTEN_PID=$$ exec "${process.execPath}" "${cliPath}" serve --engine ${engine}`], { LISTEN_FDS: '1' }));
 }
 
 test('LISTEN_FDS meant for another process (LISTEN_PID) is ignored: the server binds its own port', async () => {
