@@ -69,3 +69,24 @@ test('mob lab runs the same experiment from its file (node --import tsx for a .t
   assert.equal(run.status, 0, run.stdout + run.stderr);
   assert.match(run.stdout, /^PASS level-repeats \((epoll|kqueue)\): 4\/4 checks$/m);
 });
+
+test('the entry points import without an addon; the first use of one says MOB_NO_ADDON', () => {
+  const script = `
+    const root = await import('mob-echo');
+    const server = await import('mob-echo/server');
+    const protocol = await import('mob-echo/protocol');
+    await import('mob-echo/lab');
+    const frame = protocol.encodeFrame(Buffer.from('hi'));
+    const seen = [];
+    new protocol.FrameDecoder((body) => seen.push(body.toString())).push(frame);
+    let code = 'none';
+    try { new root.Poll(); } catch (error) { code = error.code; }
+    let started = 'none';
+    try { await server.startServer({ port: 0 }); } catch (error) { started = error.code; }
+    console.log(JSON.stringify({ eagain: root.errno.EAGAIN > 0, edge: root.Trigger.EDGE, seen, code, started }));`;
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: repoRoot, encoding: 'utf8', timeout: 30_000, env: { ...process.env, MOB_PREBUILD: join(repoRoot, 'no-such-build') },
+  });
+  assert.equal(run.status, 0, run.stderr);
+  assert.deepEqual(JSON.parse(run.stdout), { eagain: true, edge: 4, seen: ['hi'], code: 'MOB_NO_ADDON', started: 'MOB_NO_ADDON' });
+});
