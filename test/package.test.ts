@@ -93,6 +93,12 @@ test('the loader honours the libc tag: glibc gets the prebuild, musl gets none (
   assert.match(musl.stderr, /No native build was found for .*libc=musl/);
 });
 
+test('the release workflow\'s per-platform smoke (scripts/release/smoke.sh) passes on the prebuild made here', () => {
+  const out = run('sh', ['scripts/release/smoke.sh']);
+  assert.match(out, /"loadedFrom": "prebuild"/);
+  assert.match(out, /^ok$/m);
+});
+
 test('prepublishOnly refuses a tarball missing any platform\'s prebuild, or holding a wrong one', () => {
   const refused = spawnSync('npm', ['run', 'prepublishOnly'], { cwd: pkg, env, encoding: 'utf8', timeout: 120_000 });
   assert.equal(refused.status, 1, refused.stdout + refused.stderr);
