@@ -195,3 +195,16 @@ test('the tarball installs into an empty project with no compiler on the PATH; m
   const embedded = run(process.execPath, ['embed-server.js'], { cwd: project, env: bare });
   assert.match(embedded, /alice got "hello from alice", bob got "hello from alice"/);
 });
+
+test('where no prebuild fits (LIBC=musl stands in for Alpine), install compiles the addon from the shipped sources', { skip: process.platform !== 'linux' && 'libc tags are Linux only' }, () => {
+  const project = join(scratch, 'musl-project');
+  mkdirSync(project);
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'uses-mob-on-musl', private: true }));
+  const musl = { ...env, LIBC: 'musl', npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' };
+  run('npm', ['install', '--prefer-offline', '--no-package-lock', tarball], { cwd: project, env: musl, timeout: 240_000 });
+  const installed = join(project, 'node_modules/mob-echo');
+  assert.ok(existsSync(join(installed, 'build/Release/mob.node')), 'install did not compile the addon');
+  const info = JSON.parse(run(join(project, 'node_modules/.bin/mob'), ['info'], { cwd: project, env: musl })) as { addon: { loadedFrom: string; path: string } };
+  assert.equal(info.addon.loadedFrom, 'local build');
+  assert.equal(info.addon.path, join(installed, 'build/Release/mob.node'));
+});
