@@ -76,14 +76,6 @@ Napi::Value Connect(const Napi::CallbackInfo& info) {
   return EndpointResult(info, fd, "connect", syscall, host, port);
 }
 
-// accept(listenFd): fd or -errno
-Napi::Value Accept(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  int fd = 0;
-  if (!ToFd(env, info[0], "listenFd", &fd)) return Napi::Value();
-  return Napi::Value(env, Int(env, Owned(OwnerOf(info), sockets::Accept(fd))));
-}
-
 // socketpair(): [fd, fd], throws
 Napi::Value Socketpair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -110,44 +102,48 @@ Napi::Value Socketpair(const Napi::CallbackInfo& info) {
   return pair;
 }
 
+// (fd, buf, offset, length): shared by read and write. bytes points at buf[offset].
+struct BufferArgs {
+  int fd = 0;
+  uint8_t* bytes = nullptr;
+  size_t length = 0;
+
+  bool Parse(const Napi::CallbackInfo& info) {
+    napi_env env = info.Env();
+    void* data = nullptr;
+    size_t size = 0;
+    size_t offset = 0;
+    if (!ToFd(env, info[0], "fd", &fd) ||
+        !ToTypedArray(env, info[1], "buf", napi_uint8_array, &data, &size) ||
+        !ToRange(env, info[2], info[3], size, &offset, &length)) {
+      return false;
+    }
+    bytes = static_cast<uint8_t*>(data) + offset;
+    return true;
+  }
+};
+
 // read(fd, buf, offset, length): bytes, 0 at EOF, or -errno
 Napi::Value Read(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
-  int fd = 0;
-  void* data = nullptr;
-  size_t size = 0;
-  size_t offset = 0;
-  size_t length = 0;
-  if (!ToFd(env, info[0], "fd", &fd) ||
-      !ToTypedArray(env, info[1], "buf", napi_uint8_array, &data, &size) ||
-      !ToRange(env, info[2], info[3], size, &offset, &length)) {
-    return Napi::Value();
-  }
-  if (length == 0) {
+  BufferArgs args;
+  if (!args.Parse(info)) return Napi::Value();
+  if (args.length == 0) {
     // read(2) of 0 bytes returns 0, which the caller would take for end of stream.
     ThrowRangeError(env, "The value of \"length\" is out of range. It must be > 0 for read "
                          "(a 0-byte read is indistinguishable from end of stream)");
     return Napi::Value();
   }
-  ssize_t n = sockets::Read(fd, static_cast<uint8_t*>(data) + offset, length);
+  ssize_t n = sockets::Read(args.fd, args.bytes, args.length);
   return Napi::Value(env, Number(env, static_cast<double>(n)));
 }
 
 // write(fd, buf, offset, length): bytes or -errno
 Napi::Value Write(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  int fd = 0;
-  void* data = nullptr;
-  size_t size = 0;
-  size_t offset = 0;
-  size_t length = 0;
-  if (!ToFd(env, info[0], "fd", &fd) ||
-      !ToTypedArray(env, info[1], "buf", napi_uint8_array, &data, &size) ||
-      !ToRange(env, info[2], info[3], size, &offset, &length)) {
-    return Napi::Value();
-  }
-  ssize_t n = sockets::Write(fd, static_cast<const uint8_t*>(data) + offset, length);
-  return Napi::Value(env, Number(env, static_cast<double>(n)));
+  BufferArgs args;
+  if (!args.Parse(info)) return Napi::Value();
+  ssize_t n = sockets::Write(args.fd, args.bytes, args.length);
+  return Napi::Value(info.Env(), Number(info.Env(), static_cast<double>(n)));
 }
 
 // writev(fd, bufs): bytes or -errno; at most kMaxIovecs buffers go out per call
@@ -239,31 +235,33 @@ Napi::Value Shutdown(const Napi::CallbackInfo& info) {
   return Napi::Value(env, Int(env, sockets::Shutdown(fd, kHow[how])));
 }
 
+// What a one-fd call does to this environment's ownership.
+enum class Ownership {
+  kNone,
+  kOwnsResult,       // accept, dup: the new descriptor is this environment's
+  kReleasesArgument  // close: the descriptor is this environment's no more, either way
+};
+
+constexpr char kFd[] = "fd";
+constexpr char kListenFd[] = "listenFd";
+
 // The one-fd calls that return 0/value or -errno.
-template <int (*Call)(int) noexcept>
+template <int (*Call)(int) noexcept, Ownership kOwnership = Ownership::kNone, const char* kName = kFd>
 Napi::Value FdCall(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   int fd = 0;
-  if (!ToFd(env, info[0], "fd", &fd)) return Napi::Value();
-  return Napi::Value(env, Int(env, Call(fd)));
+  if (!ToFd(env, info[0], kName, &fd)) return Napi::Value();
+  if constexpr (kOwnership == Ownership::kReleasesArgument) OwnerOf(info)->Disown(fd);
+  int result = Call(fd);
+  if constexpr (kOwnership == Ownership::kOwnsResult) result = Owned(OwnerOf(info), result);
+  return Napi::Value(env, Int(env, result));
 }
 
-// close(fd): 0 or -errno; the descriptor is this environment's no more either way.
-Napi::Value Close(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  int fd = 0;
-  if (!ToFd(env, info[0], "fd", &fd)) return Napi::Value();
-  OwnerOf(info)->Disown(fd);
-  return Napi::Value(env, Int(env, sockets::Close(fd)));
-}
-
-// dup(fd): the copy (owned like any descriptor made here) or -errno
-Napi::Value Dup(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  int fd = 0;
-  if (!ToFd(env, info[0], "fd", &fd)) return Napi::Value();
-  return Napi::Value(env, Int(env, Owned(OwnerOf(info), sockets::Dup(fd))));
-}
+// accept(listenFd), dup(fd): the new fd, this environment's, or -errno.
+// close(fd): 0 or -errno; the descriptor is gone (and not owned) either way.
+constexpr auto AcceptCall = FdCall<sockets::Accept, Ownership::kOwnsResult, kListenFd>;
+constexpr auto DupCall = FdCall<sockets::Dup, Ownership::kOwnsResult>;
+constexpr auto CloseCall = FdCall<sockets::Close, Ownership::kReleasesArgument>;
 
 // adopt(fd): this environment owns fd from now on (closes it at teardown); throws EBADF
 // if it is not open.
@@ -287,19 +285,6 @@ Napi::Value Disown(const Napi::CallbackInfo& info) {
   int fd = 0;
   if (!ToFd(env, info[0], "fd", &fd)) return Napi::Value();
   return Napi::Boolean::New(env, OwnerOf(info)->Disown(fd));
-}
-
-// setNonBlocking(fd), throws
-Napi::Value SetNonBlocking(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  int fd = 0;
-  if (!ToFd(env, info[0], "fd", &fd)) return Napi::Value();
-  if (int rc = sockets::SetNonBlocking(fd); rc < 0) {
-    char detail[32];
-    std::snprintf(detail, sizeof(detail), "(O_NONBLOCK on fd %d)", fd);
-    ThrowSystemError(env, rc, "fcntl", detail);
-  }
-  return Napi::Value();
 }
 
 const char* FamilyName(int family) {
@@ -513,18 +498,18 @@ bool DefineSocketBindings(Napi::Env env, Napi::Object exports, EnvOwner* owner) 
   exports.DefineProperties({
       P::Function(env, exports, "listen", Listen, kEnumerable, owner),
       P::Function(env, exports, "connect", Connect, kEnumerable, owner),
-      P::Function(env, exports, "accept", Accept, kEnumerable, owner),
+      P::Function(env, exports, "accept", AcceptCall, kEnumerable, owner),
       P::Function(env, exports, "socketpair", Socketpair, kEnumerable, owner),
       P::Function(env, exports, "read", Read, kEnumerable),
       P::Function(env, exports, "write", Write, kEnumerable),
       P::Function(env, exports, "writev", Writev, kEnumerable),
       P::Function(env, exports, "writeEach", WriteEach, kEnumerable),
       P::Function(env, exports, "shutdown", Shutdown, kEnumerable),
-      P::Function(env, exports, "close", Close, kEnumerable, owner),
-      P::Function(env, exports, "dup", Dup, kEnumerable, owner),
+      P::Function(env, exports, "close", CloseCall, kEnumerable, owner),
+      P::Function(env, exports, "dup", DupCall, kEnumerable, owner),
       P::Function(env, exports, "adopt", Adopt, kEnumerable, owner),
       P::Function(env, exports, "disown", Disown, kEnumerable, owner),
-      P::Function(env, exports, "setNonBlocking", SetNonBlocking, kEnumerable),
+      P::Function(env, exports, "setNonBlocking", FdCall<sockets::SetNonBlocking>, kEnumerable),
       P::Function(env, exports, "describeSocket", DescribeSocket, kEnumerable),
       P::Function(env, exports, "setNoDelay", SetNoDelay, kEnumerable),
       P::Function(env, exports, "setLinger", SetLinger, kEnumerable),

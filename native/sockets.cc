@@ -49,7 +49,9 @@ int SuppressSigpipe([[maybe_unused]] int fd) {
 }
 
 int SetNonblockCloexec(int fd) {
-  if (int rc = SetNonBlocking(fd); rc < 0) return rc;
+  int status = fcntl(fd, F_GETFL);
+  if (status < 0) return -errno;
+  if ((status & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, status | O_NONBLOCK) < 0) return -errno;
   int fd_flags = fcntl(fd, F_GETFD);
   if (fd_flags < 0) return -errno;
   if ((fd_flags & FD_CLOEXEC) == 0 && fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC) < 0) return -errno;
@@ -239,12 +241,7 @@ int Socketpair(int fds[2]) noexcept {
   return 0;
 }
 
-int SetNonBlocking(int fd) noexcept {
-  int status = fcntl(fd, F_GETFL);
-  if (status < 0) return -errno;
-  if ((status & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, status | O_NONBLOCK) < 0) return -errno;
-  return 0;
-}
+int SetNonBlocking(int fd) noexcept { return SetNonblockCloexec(fd); }
 
 bool IsOpen(int fd) noexcept { return fcntl(fd, F_GETFD) >= 0; }
 

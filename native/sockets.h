@@ -43,7 +43,7 @@ int Connect(const char* host, int port, const char** syscall) noexcept;
 int Accept(int listen_fd) noexcept;
 // A connected AF_UNIX stream pair in fds[0], fds[1]. 0 or -errno.
 int Socketpair(int fds[2]) noexcept;
-// O_NONBLOCK on a descriptor made elsewhere (an inherited listener). 0 or -errno.
+// O_NONBLOCK and FD_CLOEXEC on a descriptor made elsewhere (an inherited listener). 0 or -errno.
 int SetNonBlocking(int fd) noexcept;
 // Whether fd is an open descriptor (F_GETFD succeeds).
 bool IsOpen(int fd) noexcept;

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Option, Trigger, describeInterest } from '../src/poll/index.ts';
 import { native, loadBinding, loadNative, bindingKeys, EVENT_STRIDE, MAX_TOKEN, type Poller } from '../src/native/binding.ts';
 
 // InterestBits / EventBits, spelled out: the test checks the numbers the contract gives.
@@ -603,16 +604,16 @@ describe(`descriptors for scale-out and socket activation (${native.backend})`, 
     assert.equal(native.read(a, buf, 0, buf.length), 0);
   });
 
-  test('setNonBlocking() sets O_NONBLOCK on a descriptor made elsewhere, and throws EBADF on a closed one', { skip: process.platform !== 'linux' && 'reads /proc' }, () => {
+  test('setNonBlocking() sets O_NONBLOCK and FD_CLOEXEC on a descriptor made elsewhere; -EBADF on a closed one', { skip: process.platform !== 'linux' && 'reads /proc' }, () => {
     const fd = openSync('/dev/null', 'r');
     try {
       assert.equal(fdFlags(fd).nonBlocking, false);
-      native.setNonBlocking(fd);
-      assert.equal(fdFlags(fd).nonBlocking, true);
+      assert.equal(native.setNonBlocking(fd), 0);
+      assert.deepEqual(fdFlags(fd), { nonBlocking: true, cloexec: true });
     } finally {
       closeSync(fd);
     }
-    assert.throws(() => native.setNonBlocking(fd), expectErrno('EBADF'));
+    assert.equal(native.setNonBlocking(fd), -EBADF);
   });
 
   test('describeSocket() tells a listening TCP socket from an accepted one, a unix socket and a file', async () => {
@@ -691,6 +692,12 @@ describe(`interest bits and capabilities (${native.backend})`, () => {
     assert.throws(() => poller.add(server, 1, 128), RangeError);
     poller.add(server, 1, READABLE);
     assert.throws(() => poller.modify(server, 1, EDGE), invalid);
+  });
+
+  test('the Poll layer names the new bits and passes them through', () => {
+    assert.equal(describeInterest(READABLE | EDGE | DISPATCH), 'READABLE|edge|dispatch');
+    assert.equal(describeInterest(READABLE | Option.EXCLUSIVE | Option.NO_RDHUP), 'READABLE|level|exclusive|no-rdhup');
+    assert.equal(Trigger.EDGE_DISPATCH, EDGE | DISPATCH);
   });
 
   test('a bit the backend cannot honour throws ENOTSUP, never silently ignored', { skip: epoll && 'epoll honours every bit' }, async () => {

@@ -4,6 +4,8 @@
 // Exceptions are for programming errors and for calls a loop never retries (register on a
 // closed fd, listen on a busy port): those throw a SystemError-like Error with
 // `code` ('EADDRINUSE'), `errno` (positive number) and `syscall` ('bind').
+// Importing this module loads nothing: the addon loads on first use of `native` (or
+// loadNative()), and a missing one is a single MOB_NO_ADDON error saying how to build it.
 import { createRequire } from 'node:module';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
@@ -96,7 +98,9 @@ export interface NativeBinding {
 
   // --- ownership: every descriptor made here (listen, connect, accept, socketpair, dup)
   // belongs to the environment (main thread or worker) that made it, and is closed when
-  // that environment ends unless close() or disown() came first. ---------------------------
+  // that environment ends unless close() or disown() came first. Close them with close(),
+  // never fs.closeSync(): the environment would still own the number and, at teardown, close
+  // whatever descriptor reuses it. -------------------------------------------------------
   /** This environment stops owning fd (e.g. it is handed to a worker); whether it did. */
   disown(fd: number): boolean;
   /** This environment owns fd from now on (one handed over by another thread, or inherited).
@@ -114,8 +118,9 @@ export interface NativeBinding {
   accept(listenFd: number): number;
   /** A connected AF_UNIX stream pair, both ends non-blocking and close-on-exec. Throws. */
   socketpair(): [number, number];
-  /** Sets O_NONBLOCK on a descriptor made elsewhere (an inherited listener). Throws. */
-  setNonBlocking(fd: number): void;
+  /** O_NONBLOCK and FD_CLOEXEC on a descriptor opened elsewhere (an inherited listener).
+   *  Returns 0 or -errno. */
+  setNonBlocking(fd: number): number;
   /** getsockname's family, SO_TYPE and SO_ACCEPTCONN. Throws (ENOTSOCK for a file or pipe). */
   describeSocket(fd: number): SocketDescription;
   /** Bytes read into buf[offset, offset+length), 0 at end of stream, or -errno. */

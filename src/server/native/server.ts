@@ -94,7 +94,8 @@ export class NativeServer implements MobServer, FanoutHost {
     try {
       if (options.listenFd !== undefined) {
         // Edge-triggered accept loops until EAGAIN: a blocking listener would hang it.
-        native.setNonBlocking(this.listenFd);
+        const result = native.setNonBlocking(this.listenFd);
+        if (result < 0) throw new Error(`listen fd ${this.listenFd}: ${native.errnoName(-result)}`);
       }
       const local = native.localAddress(this.listenFd);
       this.address = { host: options.listenFd !== undefined ? local.address : options.host, port: local.port };
