@@ -14,7 +14,8 @@ usage:
   mob info
   ${LAB_USAGE}
 
-MOB_LOG=error|warn|info|debug|trace sets the log level (default info).`;
+MOB_LOG=error|warn|info|debug|trace sets the log level (default info).
+MOB_LOG_FORMAT=json writes log lines as JSON objects (time, level, msg, fields).`;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;

@@ -7,11 +7,18 @@ const TWO_POW_32 = 0x1_0000_0000;
 /**
  * The length prefix at buf[offset..offset+8). Exact up to 2**53; a larger prefix comes back
  * as an inexact but still larger-than-any-limit number, which is all a limit check needs.
+ * Messages that quote a length use exactLength.
  */
 export function readLength(buf: Uint8Array, offset: number): number {
   const high = ((buf[offset]! << 24) | (buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!) >>> 0;
   const low = ((buf[offset + 4]! << 24) | (buf[offset + 5]! << 16) | (buf[offset + 6]! << 8) | buf[offset + 7]!) >>> 0;
   return high * TWO_POW_32 + low;
+}
+
+/** The length prefix at buf[offset..offset+8), exact to 2**64-1: for error reports only (a
+ *  BigInt per call), so 2**53+1 is not reported as 9007199254740992 (#9). */
+export function exactLength(buf: Uint8Array, offset: number): bigint {
+  return new DataView(buf.buffer, buf.byteOffset + offset, HEADER_BYTES).getBigUint64(0, false);
 }
 
 export function writeLength(buf: Uint8Array, offset: number, length: number): void {
@@ -45,6 +52,8 @@ export class FrameScan {
   pendingTotal = -1;
   /** Length prefix that broke the limit, or -1. When set, `end` stops before that frame. */
   oversized = -1;
+  /** The same prefix, exact (read as a BigInt only then), for the error report; 0n otherwise. */
+  oversizedLength = 0n;
 }
 
 /**
@@ -60,6 +69,7 @@ export function scanFrames(buf: Uint8Array, start: number, limit: number, maxFra
     const length = readLength(buf, at);
     if (length > maxFrame) {
       scan.oversized = length;
+      scan.oversizedLength = exactLength(buf, at);
       break;
     }
     const total = HEADER_BYTES + length;
@@ -77,7 +87,8 @@ export function scanFrames(buf: Uint8Array, start: number, limit: number, maxFra
 
 export class FrameTooLargeError extends Error {
   readonly code = 'MOB_FRAME_TOO_LARGE';
-  constructor(readonly length: number, readonly maxFrame: number) {
+  /** `length` is exact, up to 2**64-1. */
+  constructor(readonly length: bigint, readonly maxFrame: number) {
     super(`frame length ${length} exceeds the limit of ${maxFrame} bytes`);
   }
 }
@@ -167,7 +178,7 @@ export class FrameDecoder {
       this.onFrame(region.subarray(at + HEADER_BYTES, at + HEADER_BYTES + length));
       at += HEADER_BYTES + length;
     }
-    const oversized = this.assembler.scan.oversized;
-    if (oversized >= 0) throw new FrameTooLargeError(oversized, this.maxFrame);
+    const scan = this.assembler.scan;
+    if (scan.oversized >= 0) throw new FrameTooLargeError(scan.oversizedLength, this.maxFrame);
   }
 }

@@ -22,7 +22,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
 export type CloseReason =
   | { kind: 'end' }
   | { kind: 'error'; code: string }
-  | { kind: 'frame-too-large'; length: number; limit: number }
+  | { kind: 'frame-too-large'; length: bigint; limit: number }
   | { kind: 'slow-reader'; pending: number; limit: number }
   | { kind: 'shutdown' };
 
@@ -42,24 +42,39 @@ export function describeClose(reason: CloseReason): string {
 }
 
 /** Limit breaches are logged at warn: they are a client's fault, worth an operator's eye. */
-export function isLimitBreach(reason: CloseReason): boolean {
+export function isLimitBreach(reason: CloseReason): reason is Extract<CloseReason, { kind: 'frame-too-large' | 'slow-reader' }> {
   return reason.kind === 'frame-too-large' || reason.kind === 'slow-reader';
 }
 
 /** Counts a client's removal and logs it in the words every engine uses: a limit breach at
- *  warn, anything else at debug. `live` is the number of clients left. */
+ *  warn (one line per kind of breach per second, see RateLimit), anything else at debug. `live`
+ *  is the number of clients left. */
 export function recordClose(stats: ServerStats, log: Logger, id: number, peer: string, reason: CloseReason, live: number): void {
   stats.closed++;
   if (isLimitBreach(reason)) {
     stats.limitBreaches++;
-    log.warn(`closing connection ${id}${peer ? ` (${peer})` : ''}: ${describeClose(reason)}`);
+    if (!log.limit(reason.kind, BREACH_SUMMARY[reason.kind]).admit()) return;
+    const { kind, ...facts } = reason;
+    log.warn(`closing connection ${id}${peer ? ` (${peer})` : ''}: ${describeClose(reason)}`, {
+      conn: id, ...(peer ? { peer } : {}), reason: kind, ...facts,
+    });
   } else if (log.debugEnabled) {
-    log.debug(`connection ${id} closed: ${describeClose(reason)} (${live} live)`);
+    log.debug(`connection ${id} closed: ${describeClose(reason)} (${live} live)`, { conn: id, reason: reason.kind, live });
   }
 }
 
-export function connLimitMessage(rejected: number, limit: number): string {
-  return `connection limit reached (--max-conns ${limit}): closed ${rejected} new connection${rejected === 1 ? '' : 's'}`;
+const BREACH_SUMMARY = {
+  'frame-too-large': 'closing connections: frame length exceeds --max-frame',
+  'slow-reader': 'closing connections: slow reader exceeds --max-output',
+} as const;
+
+/** Logs (rate-limited) and counts the connections an engine accepted and closed at once. */
+export function recordRejected(stats: ServerStats, log: Logger, rejected: number, limit: number): void {
+  stats.rejected += rejected;
+  if (!log.limit('max-conns', `connection limit reached (--max-conns ${limit}): closing new connections`).admit(rejected)) return;
+  log.warn(`connection limit reached (--max-conns ${limit}): closed ${rejected} new connection${rejected === 1 ? '' : 's'}`, {
+    reason: 'max-conns', rejected, limit,
+  });
 }
 
 /** Counters both engines keep; tests and the benchmark read them. */

@@ -19,7 +19,7 @@ import { HEADER_BYTES, FrameAssembler, FrameScan, readLength } from '../../proto
 import type { Logger } from '../../log.js';
 import { fitConnLimit } from '../fdlimit.js';
 import {
-  connLimitMessage, emptyStats, recordClose,
+  emptyStats, recordClose, recordRejected,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
 
@@ -81,7 +81,11 @@ export class UvServer implements MobServer {
         resolve();
       });
     });
-    uv.server.on('error', (error) => log.error(`accept failed: ${(error as NodeJS.ErrnoException).code ?? error.message}`));
+    // libuv sheds on EMFILE itself (uv__emfile_trick) and reports each failed accept here.
+    uv.server.on('error', (error) => {
+      const code = (error as NodeJS.ErrnoException).code ?? error.message;
+      if (log.limit('accept-failed', 'accept failed', 'error').admit()) log.error(`accept failed: ${code}`, { reason: 'accept-failed', errno: code });
+    });
     const address = uv.server.address();
     if (address === null || typeof address === 'string') throw new Error('node:net returned no TCP address');
     uv.address = { host: options.host, port: address.port };
@@ -117,8 +121,7 @@ export class UvServer implements MobServer {
   private logRejected(): void {
     const rejected = this.rejectedThisTurn;
     this.rejectedThisTurn = 0;
-    this.stats.rejected += rejected;
-    this.log.warn(connLimitMessage(rejected, this.limits.maxConns));
+    recordRejected(this.stats, this.log, rejected, this.limits.maxConns);
   }
 
   // --- read --------------------------------------------------------------------------
@@ -134,7 +137,7 @@ export class UvServer implements MobServer {
       this.broadcast(region);
       this.removeDoomed();
     }
-    if (oversized >= 0) this.drop(conn, { kind: 'frame-too-large', length: oversized, limit: this.limits.maxFrame });
+    if (oversized >= 0) this.drop(conn, { kind: 'frame-too-large', length: conn.frames.scan.oversizedLength, limit: this.limits.maxFrame });
   }
 
   /** FIN: what was received is broadcast already; the client gets what the current turn sends,
