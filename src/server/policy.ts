@@ -42,31 +42,30 @@ export function describeClose(reason: CloseReason): string {
 }
 
 /** Limit breaches are logged at warn: they are a client's fault, worth an operator's eye. */
-export function isLimitBreach(reason: CloseReason): reason is Extract<CloseReason, { kind: 'frame-too-large' | 'slow-reader' }> {
+export function isLimitBreach(reason: CloseReason): boolean {
   return reason.kind === 'frame-too-large' || reason.kind === 'slow-reader';
 }
 
 /** Counts a client's removal and logs it in the words every engine uses: a limit breach at
- *  warn (one line per kind of breach per second, see RateLimit), anything else at debug. `live`
- *  is the number of clients left. */
+ *  warn, anything else at debug. `live` is the number of clients left. */
 export function recordClose(stats: ServerStats, log: Logger, id: number, peer: string, reason: CloseReason, live: number): void {
   stats.closed++;
   if (isLimitBreach(reason)) {
     stats.limitBreaches++;
-    if (!log.limit(reason.kind, BREACH_SUMMARY[reason.kind]).admit()) return;
-    const { kind, ...facts } = reason;
-    log.warn(`closing connection ${id}${peer ? ` (${peer})` : ''}: ${describeClose(reason)}`, {
-      conn: id, ...(peer ? { peer } : {}), reason: kind, ...facts,
-    });
+    warnClose(log, id, peer, reason);
   } else if (log.debugEnabled) {
     log.debug(`connection ${id} closed: ${describeClose(reason)} (${live} live)`, { conn: id, reason: reason.kind, live });
   }
 }
 
-const BREACH_SUMMARY = {
-  'frame-too-large': 'closing connections: frame length exceeds --max-frame',
-  'slow-reader': 'closing connections: slow reader exceeds --max-output',
-} as const;
+/** A breach at warn, one line per kind of breach per second (a flood of them is counted, #9). */
+function warnClose(log: Logger, id: number, peer: string, reason: CloseReason): void {
+  if (!log.limit(reason.kind, `closing connections (${reason.kind})`).admit()) return;
+  const { kind, ...facts } = reason;
+  log.warn(`closing connection ${id}${peer ? ` (${peer})` : ''}: ${describeClose(reason)}`, {
+    conn: id, ...(peer ? { peer } : {}), reason: kind, ...facts,
+  });
+}
 
 /** Logs (rate-limited) and counts the connections an engine accepted and closed at once. */
 export function recordRejected(stats: ServerStats, log: Logger, rejected: number, limit: number): void {
