@@ -121,27 +121,58 @@ export class FrameAssembler {
    * The complete frames now available, as one region (empty if none). Afterwards `scan.frames`
    * counts them, and `scan.oversized` is a length prefix over the limit (-1 if none): the
    * stream is unusable past that point, and nothing after it is kept.
+   *
+   * The region's buffer holds little besides the region: receivers' queues keep views of it, so
+   * the bytes of a partial frame in the same buffer would be held once there and once more when
+   * that frame is joined (#9 item 5: the uv engine held twice --max-output).
    */
   push(chunk: Buffer): Buffer {
-    let data = chunk;
-    if (this.parts.length > 0) {
-      this.parts.push(chunk);
-      this.partsBytes += chunk.length;
-      if (this.partsBytes < this.needed) {
-        this.scan.frames = 0;
-        this.scan.oversized = -1;
+    const scan = this.scan;
+    if (this.parts.length === 0) {
+      scanFrames(chunk, 0, chunk.length, this.maxFrame, scan);
+      this.keepTail(chunk, scan.end);
+      if (scan.end === chunk.length) return chunk;
+      const region = chunk.subarray(0, scan.end);
+      // More than a quarter of partial frame behind the region: the receivers get a copy instead.
+      return chunk.length - scan.end > scan.end / 4 && scan.end > 0 ? Buffer.concat([region], scan.end) : region;
+    }
+    this.parts.push(chunk);
+    this.partsBytes += chunk.length;
+    scan.frames = 0;
+    scan.oversized = -1;
+    if (this.partsBytes < this.needed) return EMPTY;
+    let total = this.needed;
+    if (total === HEADER_BYTES) {
+      // Only the header was missing: its length now says how much the frame needs.
+      const header = Buffer.concat(this.parts, HEADER_BYTES);
+      const length = readLength(header, 0);
+      if (length > this.maxFrame) {
+        scan.oversized = length;
+        scan.oversizedLength = exactLength(header, 0);
+        this.reset();
         return EMPTY;
       }
-      data = Buffer.concat(this.parts, this.partsBytes);
-      this.reset();
+      total = HEADER_BYTES + length;
+      this.needed = total;
+      if (this.partsBytes < total) return EMPTY;
     }
-    const scan = scanFrames(data, 0, data.length, this.maxFrame, this.scan);
-    if (scan.oversized < 0 && scan.end < data.length) {
-      this.parts.push(data.subarray(scan.end));
-      this.partsBytes = data.length - scan.end;
-      this.needed = scan.pendingTotal > 0 ? scan.pendingTotal : HEADER_BYTES;
-    }
-    return scan.end === data.length ? data : data.subarray(0, scan.end);
+    // The pending frame ends in this chunk: join it and the whole frames after it, nothing more.
+    const frameEnd = chunk.length - (this.partsBytes - total);
+    scanFrames(chunk, frameEnd, chunk.length, this.maxFrame, scan);
+    const joined = Buffer.concat(this.parts, total + (scan.end - frameEnd));
+    this.reset();
+    scan.frames++;
+    this.keepTail(chunk, scan.end);
+    return joined;
+  }
+
+  /** Keeps chunk[end..] (a partial frame) for the next push, unless the stream broke there. */
+  private keepTail(chunk: Buffer, end: number): void {
+    const scan = this.scan;
+    if (scan.oversized >= 0 || end === chunk.length) return;
+    this.parts.push(end === 0 ? chunk : chunk.subarray(end));
+    this.partsBytes = chunk.length - end;
+    this.needed = scan.pendingTotal > 0 ? scan.pendingTotal : HEADER_BYTES;
   }
 
   /** Drops the incomplete frame, if any. */
