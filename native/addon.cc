@@ -919,6 +919,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       P::Function(env, exports, "shutdown", Shutdown, kEnumerable),
       P::Function(env, exports, "close", FdCall<sockets::Close>, kEnumerable),
       P::Function(env, exports, "dup", FdCall<sockets::Dup>, kEnumerable),
+      P::Function(env, exports, "setNonBlocking", FdCall<sockets::SetNonBlocking>, kEnumerable),
       P::Function(env, exports, "setNoDelay", SetNoDelay, kEnumerable),
       P::Function(env, exports, "setLinger", SetLinger, kEnumerable),
       P::Function(env, exports, "setsockopt", SetSockOpt, kEnumerable),

@@ -287,6 +287,8 @@ int Close(int fd) noexcept {
   return 0;
 }
 
+int SetNonBlocking(int fd) noexcept { return SetNonblockCloexec(fd); }
+
 int Dup(int fd) noexcept {
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   return copy < 0 ? -errno : copy;

@@ -52,6 +52,8 @@ void WriteEach(const int32_t* fds, size_t count, const void* data, size_t length
 int Shutdown(int fd, int how) noexcept;
 int Close(int fd) noexcept;
 int Dup(int fd) noexcept;
+// O_NONBLOCK and FD_CLOEXEC on a descriptor made elsewhere (an inherited listener). 0 or -errno.
+int SetNonBlocking(int fd) noexcept;
 int SetNoDelay(int fd, bool on) noexcept;
 int SetLinger(int fd, bool on, int seconds) noexcept;
 int SetIntOption(int fd, int level, int option, int value) noexcept;

@@ -2,14 +2,14 @@ import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { Logger } from '../log.js';
 import { DEFAULT_LIMITS, type MobServer, type ServerOptions } from '../server/policy.js';
+import type { UvMode } from '../server/uv/server.js';
 import { parse, parseBytes, parseInteger, UsageError } from './args.js';
 
 export const SERVE_USAGE = `mob serve [--host 127.0.0.1] [--port 8000] [--max-frame 16MiB] [--max-conns 10000]
-          [--max-output 64MiB] [--shutdown-timeout 5000] [--reuse-port]
+          [--max-output 64MiB] [--max-input-total 1GiB] [--shutdown-timeout 5000] [--reuse-port]
           [--engine native|uv] [--uv-mode corked|coalesced|plain] [--trace[=text|json]]`;
 
 export type Engine = 'native' | 'uv';
-export type UvMode = 'corked' | 'coalesced' | 'plain';
 
 export async function serve(argv: string[]): Promise<void> {
   // `--trace` alone means the text timeline; parseArgs has no optional values.
@@ -20,6 +20,7 @@ export async function serve(argv: string[]): Promise<void> {
     'max-frame': { type: 'string' },
     'max-conns': { type: 'string' },
     'max-output': { type: 'string' },
+    'max-input-total': { type: 'string' },
     'shutdown-timeout': { type: 'string', default: '5000' },
     'reuse-port': { type: 'boolean', default: false },
     engine: { type: 'string', default: 'native' },
@@ -37,6 +38,7 @@ export async function serve(argv: string[]): Promise<void> {
       maxFrame: values['max-frame'] ? parseBytes('max-frame', values['max-frame']) : DEFAULT_LIMITS.maxFrame,
       maxOutput: values['max-output'] ? parseBytes('max-output', values['max-output']) : DEFAULT_LIMITS.maxOutput,
       maxConns: values['max-conns'] ? parseInteger('max-conns', values['max-conns'], 1) : DEFAULT_LIMITS.maxConns,
+      maxInputTotal: values['max-input-total'] ? parseBytes('max-input-total', values['max-input-total']) : DEFAULT_LIMITS.maxInputTotal,
     },
     reusePort: values['reuse-port']!,
     explicitMaxConns: values['max-conns'] !== undefined,

@@ -111,6 +111,9 @@ export interface NativeBinding {
   close(fd: number): number;
   /** dup() keeping close-on-exec (F_DUPFD_CLOEXEC). Returns fd or -errno. */
   dup(fd: number): number;
+  /** O_NONBLOCK and FD_CLOEXEC on a descriptor opened elsewhere (an inherited listener).
+   *  Returns 0 or -errno. */
+  setNonBlocking(fd: number): number;
   setNoDelay(fd: number, on: boolean): number;
   /** SO_LINGER {on, seconds}: on with 0 seconds makes close() send RST. */
   setLinger(fd: number, on: boolean, seconds: number): number;

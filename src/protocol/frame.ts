@@ -21,6 +21,11 @@ export function exactLength(buf: Uint8Array, offset: number): bigint {
   return new DataView(buf.buffer, buf.byteOffset + offset, HEADER_BYTES).getBigUint64(0, false);
 }
 
+/** Where the frame starting at `at` ends (its header must be there). */
+export function nextFrame(buf: Uint8Array, at: number): number {
+  return at + HEADER_BYTES + readLength(buf, at);
+}
+
 export function writeLength(buf: Uint8Array, offset: number, length: number): void {
   const high = Math.floor(length / TWO_POW_32);
   const low = length >>> 0;
@@ -205,9 +210,9 @@ export class FrameDecoder {
   push(chunk: Buffer): void {
     const region = this.assembler.push(chunk);
     for (let at = 0; at < region.length; ) {
-      const length = readLength(region, at);
-      this.onFrame(region.subarray(at + HEADER_BYTES, at + HEADER_BYTES + length));
-      at += HEADER_BYTES + length;
+      const end = nextFrame(region, at);
+      this.onFrame(region.subarray(at + HEADER_BYTES, end));
+      at = end;
     }
     const scan = this.assembler.scan;
     if (scan.oversized >= 0) throw new FrameTooLargeError(scan.oversizedLength, this.maxFrame);

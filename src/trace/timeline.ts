@@ -4,19 +4,17 @@
 import { performance } from 'node:perf_hooks';
 import { native } from '../native/binding.js';
 import { describeInterest, describeReady } from '../poll/index.js';
-import { LISTENER_SLOT, type LoopTracer, type TracedCall } from '../server/tracer.js';
+import type { LoopTracer, TracedCall } from '../server/tracer.js';
 import { describeRawEvent, describeRegistration, type Backend } from './kernel.js';
 
 export type TraceFormat = 'text' | 'json';
 /** Calls the server never makes but the lab experiments do. */
-export type TimelineCall = TracedCall | 'connect' | 'shutdown' | 'dup' | 'listen';
+export type TimelineCall = TracedCall | 'connect' | 'dup' | 'listen';
 
 export interface Timeline extends LoopTracer {
   call(call: TimelineCall, fd: number, token: number, result: number, requested: number): void;
   /** A sentence between the facts: what an experiment is about to do, or what it saw. */
   note(text: string): void;
-  /** Shows `name` instead of slot/generation for this token. */
-  nameToken(token: number, name: string): void;
   /** A claim checked against what the kernel did (the lab's verdicts). */
   check(ok: boolean, claim: string, detail: string): void;
 }
@@ -100,8 +98,8 @@ class TimelineWriter implements Timeline {
     });
   }
 
-  connection(op: 'open' | 'close', fd: number, token: number, detail: string): void {
-    const verb = op === 'open' ? 'connection' : 'removed';
+  connection(op: 'open' | 'half-closed' | 'close', fd: number, token: number, detail: string): void {
+    const verb = op === 'open' ? 'connection' : op === 'close' ? 'removed' : op;
     this.emit(`${verb.padEnd(10)} fd ${String(fd).padEnd(4)} ${this.token(token)}${detail ? ` (${detail})` : ''}`, {
       type: 'connection', op, fd, token: this.token(token), detail,
     });
@@ -125,7 +123,6 @@ class TimelineWriter implements Timeline {
   private token(token: number): string {
     const name = this.names.get(token);
     if (name !== undefined) return name;
-    if (token === LISTENER_SLOT) return 'listener';
     const slot = token % TWO_POW_32;
     const generation = Math.floor(token / TWO_POW_32);
     return `${slot}/${generation}`;
