@@ -1,6 +1,7 @@
 // Limits and disconnect reasons shared by every engine, so each enforces the same policy
 // and logs it in the same words.
 import type { Logger } from '../log.js';
+import { reclaimDropped } from './reclaim.js';
 
 export interface Limits {
   /** Largest length prefix accepted; a larger one closes that client (the original aborted). */
@@ -83,6 +84,7 @@ export function recordClose(stats: ServerStats, log: Logger, id: number, peer: s
   } else if (isLimitBreach(reason)) {
     stats.limitBreaches++;
     warnClose(log, id, peer, reason);
+    if (reason.kind === 'slow-reader') reclaimDropped(reason.pending);
   } else if (log.debugEnabled) {
     log.debug(`connection ${id} closed: ${describeClose(reason)} (${live} live)`, { conn: id, reason: reason.kind, live });
   }
