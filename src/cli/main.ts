@@ -21,7 +21,8 @@ usage:
 ${COMMANDS.replace(/^/gm, '  ')}
 
 mob COMMAND --help describes a command's flags; mob --version prints the version.
-MOB_LOG=error|warn|info|debug|trace sets the log level (default info).`;
+MOB_LOG=error|warn|info|debug|trace sets the log level (default info).
+MOB_LOG_FORMAT=json writes log lines as JSON objects (time, level, msg, fields).`;
 
 /** --help for the commands whose flags are not in a table (see args.ts). */
 function helpOn(argv: string[], usage: string, summary: string): void {

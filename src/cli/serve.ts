@@ -114,11 +114,13 @@ function stopOnSignals(server: MobServer, log: Logger): void {
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
       log.warn(`${signal} again: exiting now`);
+      log.flushLimits();
       process.exit(1);
     }
     stopping = true;
     log.info(`${signal}: no longer accepting; closing ${server.connections} client(s)`);
     void server.close().then(() => {
+      log.flushLimits();
       log.info('stopped');
       process.exit(0);
     });

@@ -9,7 +9,7 @@ import { Events, Interest, Poll, Ready, Trigger, describeReady, type Registry } 
 import { FrameScan, scanFrames } from '../../protocol/frame.js';
 import type { Logger } from '../../log.js';
 import {
-  connLimitMessage, describeClose, DoomList, emptyStats, recordClose, shedInput,
+  describeClose, DoomList, emptyStats, recordClose, recordRejected, shedInput,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
 import { Relays, type FanoutHost, type Relay } from '../fanout.js';
@@ -275,14 +275,13 @@ export class NativeServer implements MobServer, FanoutHost {
         break;
       }
       // ENOBUFS, ENOMEM...: the queue is not drained, and under EPOLLET nothing would say so again.
-      this.log.error(`accept failed: ${native.errnoName(-fd)}; retrying in ${ACCEPT_RETRY_MS} ms`);
+      if (this.log.limit('accept-failed', 'accept failed; retrying', 'error').admit()) {
+        this.log.error(`accept failed: ${native.errnoName(-fd)}; retrying in ${ACCEPT_RETRY_MS} ms`, { reason: 'accept-failed', errno: native.errnoName(-fd) });
+      }
       this.retryAcceptLater();
       break;
     }
-    if (rejected > 0) {
-      this.stats.rejected += rejected;
-      this.log.warn(connLimitMessage(rejected, this.limits.maxConns));
-    }
+    if (rejected > 0) recordRejected(this.stats, this.log, rejected, this.limits.maxConns);
   }
 
   /** libuv's EMFILE trick: give back the spare fd, accept-and-close until EAGAIN, take it again. */
@@ -290,7 +289,9 @@ export class NativeServer implements MobServer, FanoutHost {
     if (this.spareFd < 0) this.spareFd = openSpare();
     if (this.spareFd < 0) {
       // Someone else holds the descriptor the spare had: shed nothing now, but look again.
-      this.log.warn(`out of descriptors (${native.errnoName(errno)}) and no spare; retrying accept in ${ACCEPT_RETRY_MS} ms`);
+      if (this.log.limit('no-spare-fd', 'out of descriptors and no spare; retrying accept').admit()) {
+        this.log.warn(`out of descriptors (${native.errnoName(errno)}) and no spare; retrying accept in ${ACCEPT_RETRY_MS} ms`, { reason: 'no-spare-fd' });
+      }
       this.retryAcceptLater();
       return;
     }
@@ -310,7 +311,11 @@ export class NativeServer implements MobServer, FanoutHost {
     }
     this.spareFd = openSpare();
     this.stats.rejected += shed;
-    this.log.warn(`out of descriptors (${native.errnoName(errno)}): closed ${shed} queued connection${shed === 1 ? '' : 's'}`);
+    if (this.log.limit('out-of-descriptors', 'out of descriptors: closing queued connections').admit(shed)) {
+      this.log.warn(`out of descriptors (${native.errnoName(errno)}): closed ${shed} queued connection${shed === 1 ? '' : 's'}`, {
+        reason: 'out-of-descriptors', errno: native.errnoName(errno), shed,
+      });
+    }
     if (last !== -EAGAIN) this.retryAcceptLater();
   }
 
@@ -384,7 +389,7 @@ export class NativeServer implements MobServer, FanoutHost {
         tail = at + n - scan.end;
         if (scan.oversized >= 0) {
           // The frames before it are committed and still go out; only this client goes.
-          this.remove(conn, { kind: 'frame-too-large', length: scan.oversized, limit: maxFrame });
+          this.remove(conn, { kind: 'frame-too-large', length: scan.oversizedLength, limit: maxFrame });
           return;
         }
         if (scan.pendingTotal > ASSEMBLY_THRESHOLD) {
