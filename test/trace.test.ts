@@ -10,6 +10,8 @@ import { NativeServer } from '../src/server/native/server.ts';
 import { DEFAULT_LIMITS } from '../src/server/policy.ts';
 import { Logger } from '../src/log.ts';
 import { createRecordTimeline, formatRecord, type TraceRecord } from '../src/trace/timeline.ts';
+import { describeRawEvent, describeRegistration } from '../src/trace/kernel.ts';
+import { native, InterestBits } from '../src/native/binding.ts';
 
 /** Starts the server, runs one client through its life, stops the server; returns stdout lines. */
 async function traceOneClient(flag: string): Promise<string[]> {
@@ -150,5 +152,24 @@ describe('the timeline', () => {
     assert.equal(at(1.5), at(3_600_000));
     assert.match(formatRecord({ t: 3_600_000, type: 'note', text: 'x' }), /^\+ +3600\.000s  # x$/);
     assert.match(formatRecord({ t: 12_345.678, type: 'batch', count: 2, timeout: 50, blocked: 1.5 }), /wait\(50 ms\) -> 2 events, blocked 1\.500 ms$/);
+  });
+});
+
+describe('kernel names', () => {
+  const { READABLE, WRITABLE, EDGE, DISPATCH, EXCLUSIVE, NO_RDHUP } = InterestBits;
+  test('raw bits are named with the addon\'s own constants, and registrations as the selector makes them', () => {
+    const k = native.kernel;
+    if (native.backend === 'epoll') {
+      assert.equal(describeRawEvent('epoll', k.EPOLLIN! | k.EPOLLRDHUP! | 0x40_0000, 0), 'EPOLLIN|EPOLLRDHUP|0x400000');
+      assert.equal(describeRegistration('epoll', 'register', READABLE | EDGE), 'EPOLL_CTL_ADD EPOLLIN|EPOLLRDHUP|EPOLLET');
+      assert.equal(describeRegistration('epoll', 'register', READABLE | NO_RDHUP), 'EPOLL_CTL_ADD EPOLLIN');
+      // The kernel refuses EPOLLRDHUP with EPOLLEXCLUSIVE: the addon leaves it out.
+      assert.equal(describeRegistration('epoll', 'register', READABLE | EXCLUSIVE), 'EPOLL_CTL_ADD EPOLLIN|EPOLLEXCLUSIVE');
+      assert.equal(describeRegistration('epoll', 'reregister', WRITABLE | EDGE | DISPATCH), 'EPOLL_CTL_MOD EPOLLOUT|EPOLLONESHOT|EPOLLET');
+    } else {
+      const raw = ((k.EV_ADD! | k.EV_EOF!) << 16) | (k.EVFILT_READ! & 0xffff);
+      assert.equal(describeRawEvent('kqueue', raw, 100), 'EVFILT_READ EV_ADD|EV_EOF data=100');
+      assert.match(describeRegistration('kqueue', 'register', READABLE | EDGE | DISPATCH), /^EVFILT_READ EV_ADD\|EV_ENABLE\|EV_CLEAR\|EV_RECEIPT\|EV_DISPATCH$/);
+    }
   });
 });

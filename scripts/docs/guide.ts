@@ -100,7 +100,8 @@ export function normalise(text: string): string {
 
 export interface Run {
   lines: string[];
-  result: LabResult;
+  /** The experiment's result and records (absent for the server's trace, which has no picture). */
+  result?: LabResult;
 }
 
 /** Runs each experiment the markers of `backend` need, once. */
@@ -109,7 +110,7 @@ export async function runFor(markers: readonly Marker[], backend: GuideBackend):
   for (const marker of markers) {
     if (marker.backend !== backend || runs.has(marker.experiment)) continue;
     if (marker.kind === 'serve') {
-      runs.set('', { lines: await traceOneClient(), result: null as unknown as LabResult });
+      runs.set('', { lines: await traceOneClient() });
       continue;
     }
     const experiment = findExperiment(marker.experiment);
@@ -131,6 +132,7 @@ export function regenerate(markdown: string, backend: GuideBackend, runs: Map<st
   for (const marker of markers) {
     const run = runs.get(marker.experiment)!;
     if (marker.kind === 'svg') {
+      if (run.result === undefined) throw new Error(`docs: ${marker.file} needs an experiment's run`);
       svgs.set(marker.file!, renderSvg(run.result.records));
       continue;
     }

@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errno, native } from '../native/binding.js';
-import { Events, Interest, Poll, Ready, Trigger } from '../poll/index.js';
+import { Events, Interest, Option, Poll, Ready, Trigger } from '../poll/index.js';
 import { createRecordTimeline, formatRecord, type Timeline, type TraceFormat, type TraceRecord } from '../trace/timeline.js';
 
 /** One experiment: its own module in lab/experiments, or a student's file (`mob lab ./mine.js`)
@@ -59,6 +59,7 @@ export class Lab {
   readonly native = native;
   readonly Interest = Interest;
   readonly Trigger = Trigger;
+  readonly Option = Option;
   readonly Ready = Ready;
   readonly timeline: Timeline;
   readonly records: TraceRecord[] = [];
@@ -180,6 +181,16 @@ export class Lab {
     const server = this.track(await this.acceptSoon(listenFd));
     this.note(`loopback pair: client fd ${client} -> 127.0.0.1:${port} -> accepted fd ${server}`);
     return { listenFd, client, server };
+  }
+
+  /** The commonest start: a loopback pair whose accepted side is registered READABLE in a new
+   *  poller under token 1, named 'server'. */
+  async watchedServer(trigger: number = Trigger.EDGE): Promise<Pair & { poll: Poll }> {
+    const pair = await this.pair();
+    const poll = this.newPoll();
+    this.name(1, 'server');
+    this.register(poll, pair.server, 1, Interest.READABLE, trigger);
+    return { ...pair, poll };
   }
 
   listen(): { fd: number; port: number } {
@@ -341,6 +352,7 @@ export async function runExperiment(experiment: Experiment, write: (line: string
     if (error instanceof Skip) {
       skipped = error.message;
     } else {
+      lab.checks++;
       lab.failures.push(`crashed: ${(error as Error).stack ?? String(error)}`);
       lab.timeline.check(false, 'the experiment ran to the end', (error as Error).message);
     }

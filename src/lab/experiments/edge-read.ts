@@ -1,5 +1,5 @@
 import { native } from '../../native/binding.js';
-import { Interest, Ready, Trigger } from '../../poll/index.js';
+import { Ready } from '../../poll/index.js';
 import { countOf, flagsOf, type Experiment } from '../harness.js';
 
 const SERVER = 1;
@@ -8,10 +8,7 @@ export const edgeRead: Experiment = {
   name: 'edge-read',
   summary: 'edge-triggered read: one event per arrival of data; a reader that does not drain hangs, one that reads until EAGAIN does not',
   async run(lab) {
-    const { client, server } = await lab.pair();
-    const poll = lab.newPoll();
-    lab.name(SERVER, 'server');
-    lab.register(poll, server, SERVER, Interest.READABLE, Trigger.EDGE);
+    const { client, server, poll } = await lab.watchedServer();
 
     let events = lab.wait(poll, 0);
     lab.expect(events.length === 0, 'an empty receive buffer raises no event', '0 events', `${events.length}`);

@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { native } from '../../native/binding.js';
-import { Interest, Trigger } from '../../poll/index.js';
 import { countOf, type Experiment } from '../harness.js';
 
 const SERVER = 1;
@@ -10,13 +9,11 @@ export const fork: Experiment = {
   name: 'fork',
   summary: 'a registered socket across fork: a child that holds a copy keeps the registration alive after the parent closes its fd; the poller itself is close-on-exec',
   async run(lab) {
-    const { client, server } = await lab.pair();
-    const poll = lab.newPoll();
-    lab.name(SERVER, 'server');
-    lab.register(poll, server, SERVER, Interest.READABLE, Trigger.EDGE);
+    const { client, server, poll } = await lab.watchedServer();
 
-    lab.note(`fork + exec a child that holds a copy of fd ${server} (as its fd 3), as a prefork server hands a connection to a worker`);
-    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 10000)'], { stdio: ['ignore', 'ignore', 'ignore', server] });
+    lab.note(`fork + exec a child (sleep 10) that holds a copy of fd ${server} (as its fd 3), as a prefork server hands a connection to a worker`);
+    // sleep(1), not node: a child that made an epoll of its own would muddle the check below.
+    const child = spawn('sleep', ['10'], { stdio: ['ignore', 'ignore', 'ignore', server] });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     lab.onCleanup(() => child.kill('SIGKILL'));
     await new Promise<void>((resolve, reject) => {
@@ -24,12 +21,19 @@ export const fork: Experiment = {
       child.once('error', reject);
     });
     if (process.platform === 'linux') {
-      const inherited = readdirSync(`/proc/${child.pid}/fd`).map((fd) => readlinkSync(`/proc/${child.pid}/fd/${fd}`));
+      const inherited = readdirSync(`/proc/${child.pid}/fd`).map((fd) => {
+        try {
+          return readlinkSync(`/proc/${child.pid}/fd/${fd}`);
+        } catch {
+          return 'gone'; // closed between the listing and the look
+        }
+      });
       const pollers = inherited.filter((target) => target.includes('eventpoll') || target.includes('kqueue'));
       lab.expect(pollers.length === 0, 'the child did not inherit the poller: it is close-on-exec (EPOLL_CLOEXEC), else the child\'s waits could take the parent\'s events',
         'no eventpoll descriptor in the child', `${inherited.length} descriptors, ${pollers.length} poller(s)`);
     }
 
+    const elsewhere = lab.listen();
     lab.note(`the parent closes fd ${server} without deregistering: the child's copy keeps the socket, and its open file description, alive`);
     lab.close(server);
     lab.write(client, -1, 10);
@@ -42,7 +46,7 @@ export const fork: Experiment = {
       keepsComing ? 'events for the closed fd keep coming to the parent: the child keeps the registration alive' : 'close(2) removed the knote: no events',
       keepsComing ? '1 event' : '0 events', `${countOf(events, SERVER)} event(s)`);
 
-    const reused = lab.track(native.connect('127.0.0.1', native.localAddress(lab.listen().fd).port));
+    const reused = lab.track(native.connect('127.0.0.1', elsewhere.port));
     lab.note(`the parent opens a new socket: fd ${reused}${reused === server ? ', the same number' : ''}`);
     if (lab.backend === 'epoll') {
       const result = lab.attempt(() => lab.deregister(poll, server));

@@ -8,11 +8,8 @@ export const oneshot: Experiment = {
   name: 'oneshot',
   summary: 'edge+oneshot, as the seeds registered: one event, then silence until re-armed; re-arming fires at once if data is waiting',
   async run(lab) {
-    const { client, server } = await lab.pair();
-    const poll = lab.newPoll();
-    lab.name(SERVER, 'server');
     lab.note('edge-triggered and oneshot, as mio 0.5 code did (PollOpt::edge() | PollOpt::oneshot())');
-    lab.register(poll, server, SERVER, Interest.READABLE, Trigger.EDGE_ONESHOT);
+    const { client, server, poll } = await lab.watchedServer(Trigger.EDGE_ONESHOT);
 
     lab.write(client, -1, 10);
     let events = lab.wait(poll, 1000);

@@ -9,10 +9,7 @@ export const spurious: Experiment = {
   name: 'spurious',
   summary: 'readiness is a hint: the poller re-checks it when it hands an event over, but it is a snapshot; with two pollers on a socket, one handler finds EAGAIN',
   async run(lab) {
-    const { client, server } = await lab.pair();
-    const poll = lab.newPoll();
-    lab.name(SERVER, 'server');
-    lab.register(poll, server, SERVER, Interest.READABLE, Trigger.EDGE);
+    const { client, server, poll } = await lab.watchedServer();
 
     lab.note('part 1: 10 bytes arrive, the wait reports them; 10 more arrive before the loop reads');
     lab.write(client, -1, 10);
