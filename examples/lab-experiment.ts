@@ -3,19 +3,17 @@
 // when the kernel does something else. This one asks: does a level-triggered registration
 // keep reporting data that nobody reads? Run it: `npx tsx examples/lab-experiment.ts`.
 import { pathToFileURL } from 'node:url';
-import { Interest, Trigger } from 'mob-echo';
+import { Trigger } from 'mob-echo';
 import { runExperiment, type Experiment } from 'mob-echo/lab';
 
-const SERVER = 1;
+const SERVER = 1; // the token watchedServer() registers the accepted side under
 
 export const levelRepeats: Experiment = {
   name: 'level-repeats',
   summary: 'level-triggered: unread data is reported by every wait, not just the first',
   async run(lab) {
-    const { client, server } = await lab.pair();
-    const poll = lab.newPoll();
-    lab.name(SERVER, 'server');
-    lab.register(poll, server, SERVER, Interest.READABLE, Trigger.LEVEL);
+    // A loopback pair; its accepted side registered READABLE, level-triggered, as token 1.
+    const { client, server, poll } = await lab.watchedServer(Trigger.LEVEL);
     lab.write(client, -1, 100);
     for (const attempt of [1, 2, 3]) {
       const events = lab.wait(poll, 1000).filter((event) => event.token === SERVER);

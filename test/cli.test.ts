@@ -31,20 +31,25 @@ test('SIGINT stops the server cleanly too', async () => {
   assert.equal((await exitOf(server.child)).code, 0);
 });
 
-test('mob client speaks the protocol end to end: every frame, in order, at every client', async () => {
-  const server = await spawnServer([]);
+/** `mob client ... --json` against a `mob serve` started with `serveArgs`: its report. */
+async function clientReport(serveArgs: string[], clientArgs: string[]) {
+  const server = await spawnServer(serveArgs);
   try {
-    const run = mob(['client', '--port', String(server.port), '--clients', '8', '--messages', '200', '--size', '100', '--window', '4', '--json']);
+    const run = mob(['client', '--port', String(server.port), ...clientArgs, '--json']);
     assert.equal(run.status, 0, run.stdout + run.stderr);
-    const report = JSON.parse(run.stdout);
-    assert.equal(report.received, 8 * 8 * 200);
-    assert.equal(report.outOfOrder, 0);
-    assert.equal(report.corrupt, 0);
-    assert.ok(report.rttMs.p50 > 0);
+    return JSON.parse(run.stdout) as { received: number; outOfOrder: number; corrupt: number; rttMs: { p50: number } };
   } finally {
     server.child.kill('SIGTERM');
     await exitOf(server.child);
   }
+}
+
+test('mob client speaks the protocol end to end: every frame, in order, at every client', async () => {
+  const report = await clientReport([], ['--clients', '8', '--messages', '200', '--size', '100', '--window', '4']);
+  assert.equal(report.received, 8 * 8 * 200);
+  assert.equal(report.outOfOrder, 0);
+  assert.equal(report.corrupt, 0);
+  assert.ok(report.rttMs.p50 > 0);
 });
 
 test('a port in use is one clear line and exit 1', async () => {
@@ -188,15 +193,8 @@ test('zero, negative and out-of-range values, and stray arguments, are refused n
 });
 
 test('--host [::1] is accepted, as the server prints it, by serve and client', async () => {
-  const server = await spawnServer(['--host', '[::1]']);
-  try {
-    const run = mob(['client', '--host', '[::1]', '--port', String(server.port), '--clients', '2', '--messages', '5', '--json']);
-    assert.equal(run.status, 0, run.stderr);
-    assert.equal(JSON.parse(run.stdout).received, 2 * 2 * 5);
-  } finally {
-    server.child.kill('SIGTERM');
-    await exitOf(server.child);
-  }
+  const report = await clientReport(['--host', '[::1]'], ['--host', '[::1]', '--clients', '2', '--messages', '5']);
+  assert.equal(report.received, 2 * 2 * 5);
 });
 
 test('mob client with no server prints one line, no statistics, and exits 1', async () => {
