@@ -1,6 +1,7 @@
 // Limits and disconnect reasons shared by every engine, so each enforces the same policy
 // and logs it in the same words.
 import type { Logger } from '../log.js';
+import { reclaimDropped } from './reclaim.js';
 
 export interface Limits {
   /** Largest length prefix accepted; a larger one closes that client (the original aborted). */
@@ -9,6 +10,8 @@ export interface Limits {
   maxOutput: number;
   /** Connections served at once; more are accepted and closed at once. */
   maxConns: number;
+  /** Partial-frame bytes all clients together may hold; past it the largest holders go. */
+  maxInputTotal: number;
 }
 
 export const MiB = 1024 * 1024;
@@ -17,14 +20,31 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   maxFrame: 16 * MiB,
   maxOutput: 64 * MiB,
   maxConns: 10_000,
+  // A default server cannot be pushed past ~1 GiB of partial frames (issue #9): without it the
+  // bound was max-conns × max-frame, 160 GiB.
+  maxInputTotal: 1024 * MiB,
 };
 
 export type CloseReason =
   | { kind: 'end' }
   | { kind: 'error'; code: string }
-  | { kind: 'frame-too-large'; length: number; limit: number }
+  | { kind: 'frame-too-large'; length: bigint; limit: number }
   | { kind: 'slow-reader'; pending: number; limit: number }
-  | { kind: 'shutdown' };
+  /** Its partial frame was among the largest when buffered input passed --max-input-total. */
+  | { kind: 'input-total'; held: number; total: number; limit: number }
+  /** A relay (peer worker, bus) refused a batch holding its frames (see fanout.ts). */
+  | { kind: 'relay-refused'; relay: string }
+  /** Frames were lost upstream of this server (dropAllClients). */
+  | { kind: 'upstream-lost'; reason: string }
+  /** Shutdown after its output was flushed. */
+  | { kind: 'shutdown' }
+  /** Shutdown deadline or a second signal while it was still behind: reset. */
+  | { kind: 'shutdown-cut' };
+
+export type CloseKind = CloseReason['kind'];
+const CLOSE_KINDS: readonly CloseKind[] = [
+  'end', 'error', 'frame-too-large', 'slow-reader', 'input-total', 'relay-refused', 'upstream-lost', 'shutdown', 'shutdown-cut',
+];
 
 export function describeClose(reason: CloseReason): string {
   switch (reason.kind) {
@@ -36,30 +56,56 @@ export function describeClose(reason: CloseReason): string {
       return `frame length ${reason.length} exceeds --max-frame ${reason.limit}`;
     case 'slow-reader':
       return `slow reader: ${reason.pending} bytes unread exceeds --max-output ${reason.limit}`;
+    case 'input-total':
+      return `holds ${reason.held} bytes of partial frames, among the largest when buffered input reached ${reason.total} (--max-input-total ${reason.limit})`;
+    case 'relay-refused':
+      return `${reason.relay} refused a batch holding its frames`;
+    case 'upstream-lost':
+      return `frames lost upstream: ${reason.reason}`;
     case 'shutdown':
       return 'server shutting down';
+    case 'shutdown-cut':
+      return 'server shutting down: still behind, reset';
   }
 }
 
 /** Limit breaches are logged at warn: they are a client's fault, worth an operator's eye. */
 export function isLimitBreach(reason: CloseReason): boolean {
-  return reason.kind === 'frame-too-large' || reason.kind === 'slow-reader';
+  return reason.kind === 'frame-too-large' || reason.kind === 'slow-reader' || reason.kind === 'input-total' || reason.kind === 'relay-refused';
 }
 
 /** Counts a client's removal and logs it in the words every engine uses: a limit breach at
  *  warn, anything else at debug. `live` is the number of clients left. */
 export function recordClose(stats: ServerStats, log: Logger, id: number, peer: string, reason: CloseReason, live: number): void {
   stats.closed++;
-  if (isLimitBreach(reason)) {
+  stats.closedByReason[reason.kind]++;
+  if (reason.kind === 'upstream-lost') {
+    // Every client goes at once: the caller logs one line for all of them.
+  } else if (isLimitBreach(reason)) {
     stats.limitBreaches++;
-    log.warn(`closing connection ${id}${peer ? ` (${peer})` : ''}: ${describeClose(reason)}`);
+    warnClose(log, id, peer, reason);
+    if (reason.kind === 'slow-reader') reclaimDropped(reason.pending);
   } else if (log.debugEnabled) {
-    log.debug(`connection ${id} closed: ${describeClose(reason)} (${live} live)`);
+    log.debug(`connection ${id} closed: ${describeClose(reason)} (${live} live)`, { conn: id, reason: reason.kind, live });
   }
 }
 
-export function connLimitMessage(rejected: number, limit: number): string {
-  return `connection limit reached (--max-conns ${limit}): closed ${rejected} new connection${rejected === 1 ? '' : 's'}`;
+/** A breach at warn, one line per kind of breach per second (a flood of them is counted, #9). */
+function warnClose(log: Logger, id: number, peer: string, reason: CloseReason): void {
+  if (!log.limit(reason.kind, `closing connections (${reason.kind})`).admit()) return;
+  const { kind, ...facts } = reason;
+  log.warn(`closing connection ${id}${peer ? ` (${peer})` : ''}: ${describeClose(reason)}`, {
+    conn: id, ...(peer ? { peer } : {}), reason: kind, ...facts,
+  });
+}
+
+/** Logs (rate-limited) and counts the connections an engine accepted and closed at once. */
+export function recordRejected(stats: ServerStats, log: Logger, rejected: number, limit: number): void {
+  stats.rejected += rejected;
+  if (!log.limit('max-conns', `connection limit reached (--max-conns ${limit}): closing new connections`).admit(rejected)) return;
+  log.warn(`connection limit reached (--max-conns ${limit}): closed ${rejected} new connection${rejected === 1 ? '' : 's'}`, {
+    reason: 'max-conns', rejected, limit,
+  });
 }
 
 /** Counters both engines keep; tests and the benchmark read them. */
@@ -70,10 +116,22 @@ export interface ServerStats {
   framesIn: number;
   bytesIn: number;
   limitBreaches: number;
+  /** Frames handed to local receivers: frames × receivers, summed per batch. */
+  framesDelivered: number;
+  /** Gauge: output bytes waiting in the server's queues (not what the kernel holds). */
+  bytesQueued: number;
+  closedByReason: Record<CloseKind, number>;
+  /** Gauge: bytes held for partial frames (allocated, so what they cost in memory). */
+  inputBuffered: number;
 }
 
 export function emptyStats(): ServerStats {
-  return { accepted: 0, rejected: 0, closed: 0, framesIn: 0, bytesIn: 0, limitBreaches: 0 };
+  const closedByReason = {} as Record<CloseKind, number>;
+  for (const kind of CLOSE_KINDS) closedByReason[kind] = 0;
+  return {
+    accepted: 0, rejected: 0, closed: 0, framesIn: 0, bytesIn: 0, limitBreaches: 0,
+    framesDelivered: 0, bytesQueued: 0, closedByReason, inputBuffered: 0,
+  };
 }
 
 export interface ServerAddress {
@@ -92,6 +150,8 @@ export interface MobServer {
   readonly connections: number;
   /** Stops accepting, flushes pending output for up to shutdownTimeoutMs, closes every client. */
   close(): Promise<void>;
+  /** The deadline now: resets whoever is still behind (a second signal). */
+  closeNow(): Promise<void>;
 }
 
 export interface ServerOptions {
@@ -104,4 +164,41 @@ export interface ServerOptions {
   /** limits.maxConns was asked for (--max-conns): keep it even above RLIMIT_NOFILE, shedding on
    *  EMFILE, rather than fitting it (see fitConnLimit). */
   explicitMaxConns?: boolean;
+  /** Accept from this already-listening socket instead of binding host:port (systemd socket
+   *  activation, --listen-fd, a listener shared by workers). Made non-blocking and registered. */
+  listenFd?: number;
+  /** Leave listenFd open on close() (its owner closes it). */
+  keepListenFd?: boolean;
+}
+
+/** Connections found broken or too slow while a loop runs over the others; removed once it is
+ *  done, so the loop's list does not change under it. The first reason found is kept. */
+export class DoomList<C extends { closing: CloseReason | null }> {
+  private readonly list: C[] = [];
+
+  add(conn: C, reason: CloseReason): void {
+    if (conn.closing !== null) return;
+    conn.closing = reason;
+    this.list.push(conn);
+  }
+
+  removeAll(remove: (conn: C, reason: CloseReason) => void): void {
+    const list = this.list;
+    for (let i = 0; i < list.length; i++) remove(list[i]!, list[i]!.closing!);
+    list.length = 0;
+  }
+}
+
+/** --max-input-total: the clients to drop so that buffered partial frames come back under the
+ *  limit, largest holders first (the ones a memory attack builds; a client sending ordinary
+ *  frames holds little). */
+export function shedInput<C extends { inputHeld: number }>(live: readonly C[], total: number, limit: number): C[] {
+  const holders = live.filter((conn) => conn.inputHeld > 0).sort((a, b) => b.inputHeld - a.inputHeld);
+  const victims: C[] = [];
+  for (const conn of holders) {
+    if (total <= limit) break;
+    victims.push(conn);
+    total -= conn.inputHeld;
+  }
+  return victims;
 }

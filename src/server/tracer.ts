@@ -1,10 +1,6 @@
 import type { RegistryObserver } from '../poll/index.js';
 
-/** The listener's token in the native server (and so in its timeline): a slot no connection
- *  can have, generation 0. */
-export const LISTENER_SLOT = 0xffff_ffff;
-
-export type TracedCall = 'accept' | 'read' | 'write' | 'writev' | 'close';
+export type TracedCall = 'accept' | 'read' | 'write' | 'writev' | 'shutdown' | 'close';
 
 /**
  * Everything the native loop does, for `mob serve --trace`. The loop holds `LoopTracer | null`
@@ -17,8 +13,11 @@ export interface LoopTracer extends RegistryObserver {
   event(token: number, flags: number, raw: number, data: number): void;
   /** A syscall and its result: bytes, a new fd, or -errno. */
   call(call: TracedCall, fd: number, token: number, result: number, requested: number): void;
-  /** A connection joined the slab or left it. */
-  connection(op: 'open' | 'close', fd: number, token: number, detail: string): void;
+  /** Shows `name` instead of slot/generation for this token (the server names its listener). */
+  nameToken(token: number, name: string): void;
+  /** A connection joined the slab or left it, or one direction of it ended: 'half-closed' when
+   *  the peer's FIN came and it stays a receiver (issue #9). */
+  connection(op: 'open' | 'half-closed' | 'close', fd: number, token: number, detail: string): void;
   /** An event whose token is no longer in the slab, ignored. */
   stale(token: number, flags: number): void;
   /** A client's read budget ran out before EAGAIN ('spent'); it is read on next turn with no

@@ -5,12 +5,12 @@
 import { performance } from 'node:perf_hooks';
 import { native, TWO_POW_32 } from '../native/binding.js';
 import { describeInterest, describeReady } from '../poll/index.js';
-import { LISTENER_SLOT, type LoopTracer, type TracedCall } from '../server/tracer.js';
+import type { LoopTracer, TracedCall } from '../server/tracer.js';
 import { describeRawEvent, describeRegistration, type Backend } from './kernel.js';
 
 export type TraceFormat = 'text' | 'json';
 /** Calls the server never makes but the lab experiments do. */
-export type TimelineCall = TracedCall | 'connect' | 'shutdown' | 'dup' | 'listen';
+export type TimelineCall = TracedCall | 'connect' | 'dup' | 'listen';
 
 /** One line of the timeline. `t` is milliseconds since the timeline started. */
 export type TraceRecord = { t: number } & (
@@ -18,7 +18,7 @@ export type TraceRecord = { t: number } & (
   | { type: 'event'; token: string; tokenValue: number; flags: string; kernel: string; raw: number; data?: number }
   | { type: 'call'; call: TimelineCall; fd: number; token: string | null; result: number; outcome: string; errno?: string; requested?: number }
   | { type: 'registration'; op: 'register' | 'reregister' | 'deregister'; fd: number; token: string | null; interest: string | null; kernel: string; result: string }
-  | { type: 'connection'; op: 'open' | 'close'; fd: number; token: string; detail: string }
+  | { type: 'connection'; op: 'open' | 'half-closed' | 'close'; fd: number; token: string; detail: string }
   | { type: 'stale'; token: string; tokenValue: number; flags: string }
   | { type: 'budget'; op: 'spent' | 'resume'; fd: number; token: string; budget: number }
   | { type: 'note'; text: string }
@@ -35,8 +35,6 @@ export interface Timeline extends LoopTracer {
   call(call: TimelineCall, fd: number, token: number, result: number, requested: number): void;
   /** A sentence between the facts: what an experiment is about to do, or what it saw. */
   note(text: string): void;
-  /** Shows `name` instead of slot/generation for this token. */
-  nameToken(token: number, name: string): void;
   /** A claim checked against what the kernel did (the lab's verdicts). */
   check(ok: boolean, claim: string, detail: string): void;
   /** Any other record (an experiment's start and result). */
@@ -112,7 +110,7 @@ function formatBody(r: TraceRecord): string {
     case 'registration':
       return `${r.op.padEnd(10)} fd ${String(r.fd).padEnd(4)}${who(r.token)}${r.interest ? ` ${r.interest}` : ''} [${r.kernel}] -> ${r.result}`;
     case 'connection':
-      return `${(r.op === 'open' ? 'connection' : 'removed').padEnd(10)} fd ${String(r.fd).padEnd(4)} ${r.token}${r.detail ? ` (${r.detail})` : ''}`;
+      return `${(r.op === 'open' ? 'connection' : r.op === 'close' ? 'removed' : r.op).padEnd(10)} fd ${String(r.fd).padEnd(4)} ${r.token}${r.detail ? ` (${r.detail})` : ''}`;
     case 'stale':
       return `stale      ${r.token} ${r.flags}: no such connection any more, ignored`;
     case 'budget':
@@ -181,7 +179,7 @@ class TimelineWriter implements Timeline {
     });
   }
 
-  connection(op: 'open' | 'close', fd: number, token: number, detail: string): void {
+  connection(op: 'open' | 'half-closed' | 'close', fd: number, token: number, detail: string): void {
     this.record({ type: 'connection', op, fd, token: this.token(token), detail });
   }
 
@@ -210,7 +208,6 @@ class TimelineWriter implements Timeline {
   private token(token: number): string {
     const name = this.names.get(token);
     if (name !== undefined) return name;
-    if (token === LISTENER_SLOT) return 'listener';
     const slot = token % TWO_POW_32;
     const generation = Math.floor(token / TWO_POW_32);
     return `${slot}/${generation}`;

@@ -11,6 +11,9 @@ export class Arena {
   batchStart = 0;
   /** End of the committed frames; an incomplete frame being read may follow it. */
   committed = 0;
+  /** Complete frames in [batchStart, committed). */
+  frames = 0;
+  /** A receiver's queue holds a region of `buf`: the next rotation must not overwrite it. */
   pinned = false;
 
   get pending(): number {

@@ -1,5 +1,6 @@
 import type { Token } from '../../poll/index.js';
 import type { CloseReason } from '../policy.js';
+import { OutputQueue } from './output.js';
 import type { Slotted } from './slab.js';
 
 /** One client of the native engine. Buffers are created only when a client needs them. */
@@ -17,16 +18,23 @@ export class Connection implements Slotted {
   assembly: Buffer | null = null;
   assembled = 0;
   assemblyTotal = 0;
+  /** Memory held for its partial frame (stash bytes + the assembly buffer): --max-input-total. */
+  inputHeld = 0;
 
-  // Output: views into broadcast buffers this client could not take yet, oldest first.
-  queue: Buffer[] | null = null;
+  // Output: regions of broadcast buffers this client could not take yet.
+  output: OutputQueue | null = null;
+  /** Bytes in `output` (0 when there is none): the broadcast loop tests it per receiver. */
   queuedBytes = 0;
   /** WRITABLE is in the registration (only while output is pending). */
   writeInterest = false;
   /** Its read budget ran out before EAGAIN; it is in the server's list to read next turn. */
   unfinished = false;
-  /** The peer sent FIN: deliver what is pending, then close. */
+  /** The peer sent FIN: it stays a receiver (half-close) until it closes, errors or lags. */
   readClosed = false;
+  /** We sent FIN (shutdown): only its input is drained now, until EOF. */
+  writeClosed = false;
+  /** The batch (NativeServer.batchSeq) whose senders list holds it, while relays exist. */
+  senderMark = -1;
   closing: CloseReason | null = null;
 
   constructor(
@@ -34,21 +42,19 @@ export class Connection implements Slotted {
     readonly peer: string,
   ) {}
 
-  enqueue(view: Buffer): void {
-    (this.queue ??= []).push(view);
-    this.queuedBytes += view.length;
+  enqueue(buf: Buffer, start: number, end: number): void {
+    (this.output ??= new OutputQueue()).push(buf, start, end);
+    this.queuedBytes += end - start;
   }
 
   /** Drops `written` bytes from the front of the queue. */
   consume(written: number): void {
-    const queue = this.queue!;
+    this.output!.consume(written);
     this.queuedBytes -= written;
-    let done = 0;
-    while (done < queue.length && written >= queue[done]!.length) {
-      written -= queue[done]!.length;
-      done++;
-    }
-    if (done > 0) queue.splice(0, done);
-    if (written > 0) queue[0] = queue[0]!.subarray(written);
+  }
+
+  /** Output cost against --max-output: bytes plus per-entry overhead. */
+  get outputCost(): number {
+    return this.output === null ? 0 : this.output.cost;
   }
 }

@@ -1,21 +1,24 @@
 // mob on the raw poller. One poll batch: accept until EAGAIN, drain every readable client
-// until EAGAIN into the shared arena, then broadcast the batch's frames with one write per
-// receiver (one addon crossing for all of them). Receivers that cannot keep up hold views of
-// the broadcast buffers and ask for WRITABLE until they drain.
+// until EAGAIN into the shared arena, then send the batch's frames out through the fan-out seam
+// (fanout.ts): to the relays, if any, and to every local client with one write per receiver
+// (one addon crossing for all of them). Receivers that cannot keep up hold regions of the
+// broadcast buffers and ask for WRITABLE until they drain.
 import { openSync, closeSync } from 'node:fs';
 import { errno, native } from '../../native/binding.js';
 import { Events, Interest, Poll, Ready, Trigger, describeReady, type Registry } from '../../poll/index.js';
 import { FrameScan, scanFrames } from '../../protocol/frame.js';
 import type { Logger } from '../../log.js';
 import {
-  connLimitMessage, describeClose, emptyStats, recordClose,
+  describeClose, DoomList, emptyStats, recordClose, recordRejected, shedInput,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
-import { LISTENER_SLOT, type LoopTracer } from '../tracer.js';
+import { Relays, type FanoutHost, type Relay } from '../fanout.js';
+import { Shutdown, type WindDown } from '../shutdown.js';
+import type { LoopTracer } from '../tracer.js';
 import { fitConnLimit } from '../fdlimit.js';
 import { Arena } from './arena.js';
 import { Connection } from './connection.js';
-import { Slab } from './slab.js';
+import { LISTENER_SLOT, Slab } from './slab.js';
 
 /** Smallest read worth a syscall; below it the arena is broadcast and rotated first. */
 const MIN_READ = 64 * 1024;
@@ -27,15 +30,16 @@ const ASSEMBLY_INITIAL = 1024 * 1024;
 /** Bytes read from one client per turn of the loop. A client with more waiting is read again on
  *  the next turn (setImmediate), so one fast sender cannot make a batch so large that the other
  *  clients' output queues blow past --max-output before they had a chance to read. */
-const READ_BUDGET = 256 * 1024;
+export const READ_BUDGET = 256 * 1024;
 
 /** How soon accept is tried again after a failure that left connections queued. */
 const ACCEPT_RETRY_MS = 100;
 
 const { EAGAIN, EINTR, EMFILE, ENFILE, ECONNABORTED } = errno;
 const READ_BITS = Ready.READABLE | Ready.READ_CLOSED | Ready.ERROR;
+const SHUT_WR = 1;
 
-export class NativeServer implements MobServer {
+export class NativeServer implements MobServer, FanoutHost {
   readonly engine = 'native';
   readonly stats = emptyStats();
   readonly address: ServerAddress;
@@ -48,14 +52,22 @@ export class NativeServer implements MobServer {
   private readonly slab = new Slab<Connection>();
   private readonly arena = new Arena();
   private readonly scan = new FrameScan();
+  private readonly relays = new Relays();
   private readonly listenFd: number;
-  private readonly shutdownTimeoutMs: number;
+  private readonly keepListenFd: boolean;
+  private listening = true;
   // Broadcast scratch, grown with the number of connections.
   private fds = new Int32Array(64);
   private results = new Int32Array(64);
   private targets: Connection[] = [];
+  /** writev's buffer list, refilled per flush. */
+  private readonly iov: Buffer[] = [];
   /** Connections a broadcast found broken or too slow; removed once the loop is done. */
-  private readonly doomed: Connection[] = [];
+  private readonly doomed = new DoomList<Connection>();
+  /** Clients with frames in the arena batch not yet broadcast; kept only while relays exist
+   *  (a refused batch disconnects its senders). */
+  private readonly senders: Connection[] = [];
+  private batchSeq = 0;
   /** Clients that sent FIN this batch: closed after the batch's broadcast reaches them. */
   private readonly ended: Connection[] = [];
   /** Clients whose read budget ran out before EAGAIN: read again on the next turn. */
@@ -64,30 +76,37 @@ export class NativeServer implements MobServer {
   private continueScheduled = false;
   /** Bytes left to read from the client being read, this turn. */
   private budget = 0;
+  /** Where input read during shutdown goes (it is not broadcast: see shutdown.ts). */
+  private discardBuffer: Buffer | null = null;
   /** Kept open so that, on EMFILE, closing it frees one descriptor to accept and shed with. */
   private spareFd = -1;
   /** Set while accept waits out a failure that left the (edge-triggered) queue undrained. */
   private acceptRetry: NodeJS.Timeout | null = null;
-  private stopping = false;
-  private closed: Promise<void> | null = null;
-  private finishClose: (() => void) | null = null;
+  private readonly shutdown: Shutdown;
 
   /** A tracer given here also sees the listener's own registration. */
   constructor(options: ServerOptions, private readonly log: Logger, tracer: LoopTracer | null = null) {
     this.limits = { ...options.limits, maxConns: fitConnLimit(options.limits.maxConns, log, options.explicitMaxConns) };
-    this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5000;
     this.registry = this.poll.registry;
     this.setTracer(tracer);
-    this.listenFd = native.listen(options.host, options.port, 0, options.reusePort ?? false);
+    this.keepListenFd = options.listenFd !== undefined && options.keepListenFd === true;
+    this.listenFd = options.listenFd ?? native.listen(options.host, options.port, 0, options.reusePort ?? false);
     try {
-      this.address = { host: options.host, port: native.localAddress(this.listenFd).port };
+      if (options.listenFd !== undefined) {
+        // Edge-triggered accept loops until EAGAIN: a blocking listener would hang it.
+        const result = native.setNonBlocking(this.listenFd);
+        if (result < 0) throw new Error(`listen fd ${this.listenFd}: ${native.errnoName(-result)}`);
+      }
+      const local = native.localAddress(this.listenFd);
+      this.address = { host: options.listenFd !== undefined ? local.address : options.host, port: local.port };
       this.registry.register(this.listenFd, LISTENER_SLOT, Interest.READABLE, Trigger.EDGE);
       this.spareFd = openSpare();
     } catch (error) {
-      native.close(this.listenFd);
+      if (!this.keepListenFd) native.close(this.listenFd);
       this.poll.close();
       throw error;
     }
+    this.shutdown = new Shutdown(this.windDown(), log, options.shutdownTimeoutMs ?? 5000);
     this.poll.run(this.events, (events) => this.handleBatch(events));
   }
 
@@ -99,11 +118,60 @@ export class NativeServer implements MobServer {
   setTracer(tracer: LoopTracer | null): void {
     this.tracer = tracer;
     this.registry.observer = tracer;
+    tracer?.nameToken(LISTENER_SLOT, 'listener');
   }
 
-  /** The poller's batch callback. Public so a test can replay the seeds' race: a batch
-   *  holding an event for a connection that is already gone. */
-  handleBatch(events: Events): void {
+  // --- the fan-out seam (fanout.ts) ----------------------------------------------------
+
+  deliver(frames: Buffer, start: number, end: number): void {
+    const scan = scanFrames(frames, start, end, Number.MAX_SAFE_INTEGER, this.scan);
+    if (scan.end !== end) throw new RangeError(`deliver: bytes ${scan.end}..${end} are not whole frames`);
+    // Input is thrown away during shutdown (shutdown.ts); so is what comes from elsewhere.
+    if (this.shutdown.active || scan.frames === 0) return;
+    this.broadcast(frames, start, end, scan.frames, false);
+    this.removeDoomed();
+  }
+
+  addRelay(relay: Relay): void {
+    this.relays.add(relay);
+  }
+
+  removeRelay(relay: Relay): void {
+    this.relays.remove(relay);
+  }
+
+  dropAllClients(reason: string): void {
+    const live = [...this.slab.live];
+    if (live.length > 0) this.log.warn(`disconnecting all ${live.length} client(s): frames lost upstream: ${reason}`);
+    for (const conn of live) this.remove(conn, { kind: 'upstream-lost', reason });
+  }
+
+  /** A batch of local frames leaves through here: to the relays, then to every local client.
+   *  Arena bytes stay valid only for this call; a relay copies what it keeps, and a local
+   *  receiver's queue pins the arena (enqueue). */
+  private outbound(buf: Buffer, start: number, end: number, frames: number, fromArena: boolean): void {
+    if (this.relays.size > 0) {
+      const refused = this.relays.publish(buf, start, end);
+      if (refused !== null) {
+        const senders = this.senders;
+        for (let i = 0; i < senders.length; i++) this.doomed.add(senders[i]!, { kind: 'relay-refused', relay: refused.name });
+      }
+    }
+    this.senders.length = 0;
+    this.batchSeq++;
+    this.broadcast(buf, start, end, frames, fromArena);
+  }
+
+  private noteSender(conn: Connection): void {
+    if (conn.senderMark === this.batchSeq) return;
+    conn.senderMark = this.batchSeq;
+    this.senders.push(conn);
+  }
+
+  // --- the loop ------------------------------------------------------------------------
+
+  /** The poller's batch callback. */
+  private handleBatch(events: Events): void {
     const tracer = this.tracer;
     const logEvents = this.log.traceEnabled;
     const count = events.length;
@@ -114,7 +182,7 @@ export class NativeServer implements MobServer {
       if (tracer !== null) tracer.event(events.token(i), flags, events.raw(i), events.data(i));
       if (logEvents) this.log.trace(`event token=${events.token(i)} ${describeReady(flags)}`);
       if (slot === LISTENER_SLOT) {
-        this.acceptAll();
+        if (this.listening) this.acceptAll();
         continue;
       }
       const conn = this.slab.get(slot, events.tokenHigh(i));
@@ -123,7 +191,7 @@ export class NativeServer implements MobServer {
         if (tracer !== null) tracer.stale(events.token(i), flags);
         continue;
       }
-      if ((flags & READ_BITS) !== 0 && !conn.readClosed && !this.stopping) this.readAll(conn);
+      if ((flags & READ_BITS) !== 0 && !conn.readClosed) this.read(conn);
       if (conn.liveIndex >= 0 && (flags & Ready.WRITABLE) !== 0 && conn.queuedBytes > 0) this.flushQueue(conn);
       if (conn.liveIndex >= 0 && (flags & Ready.ERROR) !== 0) {
         const errno = native.socketError(conn.fd);
@@ -133,10 +201,16 @@ export class NativeServer implements MobServer {
     this.endBatch();
   }
 
+  private read(conn: Connection): void {
+    if (this.shutdown.active) this.discardInput(conn);
+    else this.readAll(conn);
+  }
+
   private endBatch(): void {
     const arena = this.arena;
     if (arena.pending > 0) this.broadcastArena();
-    // Every receiver took the batch whole or holds a view (pinned): if none does, reuse the
+    this.removeDoomed();
+    // Every receiver took the batch whole or holds a region (pinned): if none does, reuse the
     // arena from the start, which keeps it hot in cache.
     if (!arena.pinned) arena.rotate(0, 0);
     const ended = this.ended;
@@ -161,13 +235,20 @@ export class NativeServer implements MobServer {
     for (let i = 0; i < list.length; i++) {
       const conn = list[i]!;
       conn.unfinished = false;
-      if (conn.liveIndex >= 0 && !conn.readClosed && !this.stopping) {
+      if (conn.liveIndex >= 0 && !conn.readClosed) {
         if (this.tracer !== null) this.tracer.readBudget('resume', conn.fd, conn.token, READ_BUDGET);
-        this.readAll(conn);
+        this.read(conn);
       }
     }
     list.length = 0;
     this.endBatch();
+  }
+
+  private readLater(conn: Connection): void {
+    if (conn.unfinished) return;
+    if (this.tracer !== null) this.tracer.readBudget('spent', conn.fd, conn.token, READ_BUDGET);
+    conn.unfinished = true;
+    this.unfinished.push(conn);
   }
 
   // --- accept ------------------------------------------------------------------------
@@ -178,7 +259,7 @@ export class NativeServer implements MobServer {
       const fd = native.accept(this.listenFd);
       if (this.tracer !== null) this.tracer.call('accept', this.listenFd, LISTENER_SLOT, fd, 0);
       if (fd >= 0) {
-        if (this.slab.size >= this.limits.maxConns || this.stopping) {
+        if (this.slab.size >= this.limits.maxConns) {
           native.close(fd);
           rejected++;
           continue;
@@ -194,14 +275,13 @@ export class NativeServer implements MobServer {
         break;
       }
       // ENOBUFS, ENOMEM...: the queue is not drained, and under EPOLLET nothing would say so again.
-      this.log.error(`accept failed: ${native.errnoName(-fd)}; retrying in ${ACCEPT_RETRY_MS} ms`);
+      if (this.log.limit('accept-failed', 'accept failed; retrying', 'error').admit()) {
+        this.log.error(`accept failed: ${native.errnoName(-fd)}; retrying in ${ACCEPT_RETRY_MS} ms`, { reason: 'accept-failed', errno: native.errnoName(-fd) });
+      }
       this.retryAcceptLater();
       break;
     }
-    if (rejected > 0) {
-      this.stats.rejected += rejected;
-      this.log.warn(connLimitMessage(rejected, this.limits.maxConns));
-    }
+    if (rejected > 0) recordRejected(this.stats, this.log, rejected, this.limits.maxConns);
   }
 
   /** libuv's EMFILE trick: give back the spare fd, accept-and-close until EAGAIN, take it again. */
@@ -209,7 +289,9 @@ export class NativeServer implements MobServer {
     if (this.spareFd < 0) this.spareFd = openSpare();
     if (this.spareFd < 0) {
       // Someone else holds the descriptor the spare had: shed nothing now, but look again.
-      this.log.warn(`out of descriptors (${native.errnoName(errno)}) and no spare; retrying accept in ${ACCEPT_RETRY_MS} ms`);
+      if (this.log.limit('no-spare-fd', 'out of descriptors and no spare; retrying accept').admit()) {
+        this.log.warn(`out of descriptors (${native.errnoName(errno)}) and no spare; retrying accept in ${ACCEPT_RETRY_MS} ms`, { reason: 'no-spare-fd' });
+      }
       this.retryAcceptLater();
       return;
     }
@@ -229,15 +311,19 @@ export class NativeServer implements MobServer {
     }
     this.spareFd = openSpare();
     this.stats.rejected += shed;
-    this.log.warn(`out of descriptors (${native.errnoName(errno)}): closed ${shed} queued connection${shed === 1 ? '' : 's'}`);
+    if (this.log.limit('out-of-descriptors', 'out of descriptors: closing queued connections').admit(shed)) {
+      this.log.warn(`out of descriptors (${native.errnoName(errno)}): closed ${shed} queued connection${shed === 1 ? '' : 's'}`, {
+        reason: 'out-of-descriptors', errno: native.errnoName(errno), shed,
+      });
+    }
     if (last !== -EAGAIN) this.retryAcceptLater();
   }
 
   private retryAcceptLater(): void {
-    if (this.acceptRetry !== null || this.stopping) return;
+    if (this.acceptRetry !== null || !this.listening) return;
     this.acceptRetry = setTimeout(() => {
       this.acceptRetry = null;
-      if (!this.stopping) this.acceptAll();
+      if (this.listening) this.acceptAll();
     }, ACCEPT_RETRY_MS);
   }
 
@@ -265,6 +351,7 @@ export class NativeServer implements MobServer {
     const arena = this.arena;
     const fd = conn.fd;
     const maxFrame = this.limits.maxFrame;
+    const relayed = this.relays.size > 0;
     let tail = 0; // bytes of an incomplete frame sitting right after arena.committed
     this.budget = READ_BUDGET;
     if (conn.stashLength > 0) {
@@ -272,15 +359,12 @@ export class NativeServer implements MobServer {
       conn.stashLength = 0;
       if (arena.room(0) < tail + MIN_READ && !this.makeRoom(conn, 0, tail + MIN_READ)) return;
       conn.stash!.copy(arena.buf, arena.committed, 0, tail);
+      this.holdInput(conn, 0);
     }
     for (;;) {
       if (this.budget <= 0) {
         if (tail > 0) this.stashTail(conn, arena.buf, arena.committed, tail);
-        if (!conn.unfinished) {
-          if (this.tracer !== null) this.tracer.readBudget('spent', fd, conn.token, READ_BUDGET);
-          conn.unfinished = true;
-          this.unfinished.push(conn);
-        }
+        if (conn.liveIndex >= 0) this.readLater(conn);
         return;
       }
       if (conn.assembly !== null) {
@@ -296,17 +380,22 @@ export class NativeServer implements MobServer {
         this.stats.bytesIn += n;
         this.budget -= n;
         const scan = scanFrames(buf, arena.committed, at + n, maxFrame, this.scan);
-        this.stats.framesIn += scan.frames;
+        if (scan.frames > 0) {
+          this.stats.framesIn += scan.frames;
+          arena.frames += scan.frames;
+          if (relayed) this.noteSender(conn);
+        }
         arena.committed = scan.end;
         tail = at + n - scan.end;
         if (scan.oversized >= 0) {
           // The frames before it are committed and still go out; only this client goes.
-          this.remove(conn, { kind: 'frame-too-large', length: scan.oversized, limit: maxFrame });
+          this.remove(conn, { kind: 'frame-too-large', length: scan.oversizedLength, limit: maxFrame });
           return;
         }
         if (scan.pendingTotal > ASSEMBLY_THRESHOLD) {
           this.startAssembly(conn, buf, arena.committed, tail, scan.pendingTotal);
           tail = 0;
+          if (conn.liveIndex < 0) return;
         }
         continue;
       }
@@ -329,6 +418,7 @@ export class NativeServer implements MobServer {
    *  (a broadcast drops slow readers, and `conn` may be one). */
   private makeRoom(conn: Connection, tail: number, need: number): boolean {
     if (this.arena.pending > 0) this.broadcastArena();
+    this.removeDoomed();
     this.arena.rotate(tail, need);
     return conn.liveIndex >= 0;
   }
@@ -337,6 +427,7 @@ export class NativeServer implements MobServer {
     if (conn.stash === null || conn.stash.length < length) conn.stash = Buffer.allocUnsafe(Math.max(length, 64));
     buf.copy(conn.stash, 0, from, from + length);
     conn.stashLength = length;
+    this.holdInput(conn, length);
   }
 
   private startAssembly(conn: Connection, buf: Buffer, from: number, length: number, total: number): void {
@@ -345,6 +436,7 @@ export class NativeServer implements MobServer {
     conn.assembly = assembly;
     conn.assembled = length;
     conn.assemblyTotal = total;
+    this.holdInput(conn, assembly.length);
   }
 
   /** One read toward a large frame; true to keep reading, false when the drain is over. */
@@ -354,6 +446,8 @@ export class NativeServer implements MobServer {
       const grown = Buffer.allocUnsafeSlow(Math.min(conn.assemblyTotal, assembly.length * 2));
       assembly.copy(grown, 0, 0, conn.assembled);
       conn.assembly = assembly = grown;
+      this.holdInput(conn, grown.length);
+      if (conn.liveIndex < 0) return false;
     }
     const want = assembly.length - conn.assembled;
     const n = native.read(conn.fd, assembly, conn.assembled, want);
@@ -364,10 +458,13 @@ export class NativeServer implements MobServer {
       conn.assembled += n;
       if (conn.assembled === conn.assemblyTotal) {
         conn.assembly = null;
+        this.holdInput(conn, 0);
         this.stats.framesIn++;
         // Frames committed before this one go first: order per sender is the promise.
         if (this.arena.pending > 0) this.broadcastArena();
-        this.broadcast(assembly, 0, conn.assemblyTotal, false);
+        if (this.relays.size > 0) this.noteSender(conn);
+        this.outbound(assembly, 0, conn.assemblyTotal, 1, false);
+        this.removeDoomed();
         return conn.liveIndex >= 0;
       }
       return true;
@@ -378,37 +475,82 @@ export class NativeServer implements MobServer {
     return false;
   }
 
+  /** Sets what `conn` holds for its partial frame, and enforces --max-input-total. */
+  private holdInput(conn: Connection, bytes: number): void {
+    const stats = this.stats;
+    stats.inputBuffered += bytes - conn.inputHeld;
+    conn.inputHeld = bytes;
+    if (stats.inputBuffered > this.limits.maxInputTotal) {
+      const total = stats.inputBuffered;
+      for (const victim of shedInput(this.slab.live, total, this.limits.maxInputTotal)) {
+        this.remove(victim, { kind: 'input-total', held: victim.inputHeld, total, limit: this.limits.maxInputTotal });
+      }
+    }
+  }
+
+  /** FIN from the client. An incomplete frame is dropped (its sender promised more); the client
+   *  stays a receiver until it closes, errors or falls behind (half-close, issue #9). */
   private endOfStream(conn: Connection): void {
     conn.readClosed = true;
     conn.stashLength = 0;
+    conn.stash = null;
     conn.assembly = null;
-    this.ended.push(conn);
+    this.holdInput(conn, 0);
+    if (this.shutdown.active) {
+      if (conn.queuedBytes === 0) this.remove(conn, { kind: 'shutdown' });
+    } else {
+      this.ended.push(conn);
+    }
+  }
+
+  /** During shutdown: reads and throws away (shutdown.ts says why), until EAGAIN or EOF. */
+  private discardInput(conn: Connection): void {
+    const buf = (this.discardBuffer ??= Buffer.allocUnsafeSlow(MIN_READ));
+    let budget = READ_BUDGET;
+    for (;;) {
+      if (budget <= 0) return this.readLater(conn);
+      const n = native.read(conn.fd, buf, 0, buf.length);
+      if (this.tracer !== null) this.tracer.call('read', conn.fd, conn.token, n, buf.length);
+      if (n > 0) {
+        budget -= n;
+        continue;
+      }
+      if (n === -EINTR) continue;
+      if (n === 0) this.endOfStream(conn);
+      else if (n !== -EAGAIN) this.remove(conn, { kind: 'error', code: native.errnoName(-n) });
+      return;
+    }
   }
 
   // --- broadcast and write -----------------------------------------------------------
 
   private broadcastArena(): void {
     const arena = this.arena;
-    this.broadcast(arena.buf, arena.batchStart, arena.committed, true);
+    const frames = arena.frames;
+    arena.frames = 0;
+    this.outbound(arena.buf, arena.batchStart, arena.committed, frames, true);
     arena.markBroadcast();
   }
 
-  /** Sends buf[start, end) to every client: one write each for those with nothing pending,
-   *  a view appended to the queue of those still behind. */
-  private broadcast(buf: Buffer, start: number, end: number, fromArena: boolean): void {
+  /** Sends buf[start, end) to every local client: one write each for those with nothing
+   *  pending, a region appended to the queue of those still behind (the same buffer for all
+   *  of them: no view per receiver). */
+  private broadcast(buf: Buffer, start: number, end: number, frames: number, fromArena: boolean): void {
     const live = this.slab.live;
     const length = end - start;
+    this.stats.framesDelivered += frames * live.length;
     if (this.fds.length < live.length) this.growScratch(live.length);
     const fds = this.fds;
     const targets = this.targets;
     let n = 0;
     for (let i = 0; i < live.length; i++) {
       const conn = live[i]!;
+      if (conn.writeClosed) continue;
       if (conn.queuedBytes === 0) {
         fds[n] = conn.fd;
         targets[n++] = conn;
       } else {
-        this.enqueue(conn, buf.subarray(start, end), fromArena);
+        this.enqueue(conn, buf, start, end, fromArena);
       }
     }
     if (n > 0) native.writeEach(fds, n, buf, start, length, this.results);
@@ -420,44 +562,46 @@ export class NativeServer implements MobServer {
       if (tracer !== null) tracer.call('write', conn.fd, conn.token, written, length);
       if (written === length) continue;
       if (written >= 0 || written === -EAGAIN) {
-        this.enqueue(conn, buf.subarray(start + Math.max(written, 0), end), fromArena);
+        this.enqueue(conn, buf, start + Math.max(written, 0), end, fromArena);
         this.wantWrite(conn);
       } else {
-        this.doom(conn, { kind: 'error', code: native.errnoName(-written) });
+        this.doomed.add(conn, { kind: 'error', code: native.errnoName(-written) });
       }
     }
-    this.removeDoomed();
   }
 
-  private enqueue(conn: Connection, view: Buffer, fromArena: boolean): void {
+  private enqueue(conn: Connection, buf: Buffer, start: number, end: number, fromArena: boolean): void {
+    // The seam's rule: arena bytes a receiver keeps pin the arena (it is not reused).
     if (fromArena) this.arena.pinned = true;
-    conn.enqueue(view);
-    if (conn.queuedBytes > this.limits.maxOutput) {
-      this.doom(conn, { kind: 'slow-reader', pending: conn.queuedBytes, limit: this.limits.maxOutput });
-    }
-  }
-
-  private doom(conn: Connection, reason: CloseReason): void {
-    if (conn.closing !== null) return;
-    conn.closing = reason;
-    this.doomed.push(conn);
+    conn.enqueue(buf, start, end);
+    this.stats.bytesQueued += end - start;
+    const cost = conn.outputCost;
+    if (cost > this.limits.maxOutput) this.doomed.add(conn, { kind: 'slow-reader', pending: cost, limit: this.limits.maxOutput });
   }
 
   private removeDoomed(): void {
-    const doomed = this.doomed;
-    for (let i = 0; i < doomed.length; i++) this.remove(doomed[i]!, doomed[i]!.closing!);
-    doomed.length = 0;
+    this.doomed.removeAll((conn, reason) => this.remove(conn, reason));
   }
 
   /** Writes the queue until it is empty or EAGAIN. */
   private flushQueue(conn: Connection): void {
+    const output = conn.output!;
     while (conn.queuedBytes > 0) {
-      const queue = conn.queue!;
-      const head = queue[0]!;
-      const n = queue.length === 1 ? native.write(conn.fd, head, 0, head.length) : native.writev(conn.fd, queue);
-      if (this.tracer !== null) this.tracer.call(queue.length === 1 ? 'write' : 'writev', conn.fd, conn.token, n, conn.queuedBytes);
+      let n: number;
+      let call: 'write' | 'writev';
+      if (output.entries === 1) {
+        call = 'write';
+        n = native.write(conn.fd, output.headBuffer(), output.headStart(), output.headEnd() - output.headStart());
+      } else {
+        call = 'writev';
+        output.gather(this.iov);
+        n = native.writev(conn.fd, this.iov);
+        this.iov.length = 0;
+      }
+      if (this.tracer !== null) this.tracer.call(call, conn.fd, conn.token, n, conn.queuedBytes);
       if (n >= 0) {
         conn.consume(n);
+        this.stats.bytesQueued -= n;
         continue;
       }
       if (n === -EAGAIN) {
@@ -468,14 +612,18 @@ export class NativeServer implements MobServer {
       this.remove(conn, { kind: 'error', code: native.errnoName(-n) });
       return;
     }
-    conn.queue = null;
-    if (conn.readClosed || this.stopping) {
-      this.remove(conn, conn.readClosed ? { kind: 'end' } : { kind: 'shutdown' });
+    conn.output = null;
+    if (this.shutdown.active) {
+      this.endOutput(conn);
+      return;
+    }
+    if (conn.readClosed) {
+      this.remove(conn, { kind: 'end' });
       return;
     }
     if (conn.writeInterest) {
       conn.writeInterest = false;
-      this.registry.reregister(conn.fd, conn.token, Interest.READABLE, Trigger.EDGE);
+      this.reregister(conn, Interest.READABLE);
     }
   }
 
@@ -483,7 +631,18 @@ export class NativeServer implements MobServer {
   private wantWrite(conn: Connection): void {
     if (conn.writeInterest) return;
     conn.writeInterest = true;
-    this.registry.reregister(conn.fd, conn.token, Interest.BOTH, Trigger.EDGE);
+    this.reregister(conn, Interest.BOTH);
+  }
+
+  /** A registration that cannot be changed (the fd is no longer what was registered, the
+   *  kernel is out of memory) dooms that connection alone: the loop over writeEach results
+   *  that calls this must go on for everyone else (issue #12). */
+  private reregister(conn: Connection, interest: Interest): void {
+    try {
+      this.registry.reregister(conn.fd, conn.token, interest, Trigger.EDGE);
+    } catch (error) {
+      this.doomed.add(conn, { kind: 'error', code: (error as NodeJS.ErrnoException).code ?? (error as Error).message });
+    }
   }
 
   private growScratch(size: number): void {
@@ -497,64 +656,98 @@ export class NativeServer implements MobServer {
   private remove(conn: Connection, reason: CloseReason): void {
     if (conn.liveIndex < 0) return;
     // Deregister before close: kqueue emulations keep state for a watched fd closed under them.
-    this.registry.deregister(conn.fd);
+    // It may fail (the fd is not what was registered any more): the close below is what counts.
+    try {
+      this.registry.deregister(conn.fd);
+    } catch {}
     const result = native.close(conn.fd);
     if (this.tracer !== null) {
       this.tracer.call('close', conn.fd, conn.token, result, 0);
       this.tracer.connection('close', conn.fd, conn.token, describeClose(reason));
     }
     this.slab.remove(conn);
-    conn.queue = null;
+    this.stats.bytesQueued -= conn.queuedBytes;
+    conn.output = null;
     conn.queuedBytes = 0;
+    conn.stash = null;
+    conn.stashLength = 0;
     conn.assembly = null;
+    this.holdInput(conn, 0);
     conn.closing ??= reason;
     recordClose(this.stats, this.log, conn.token, conn.peer, reason, this.slab.size);
-    if (this.stopping && this.slab.size === 0) this.finishClose?.();
+    this.shutdown.clientGone();
   }
 
-  close(): Promise<void> {
-    if (this.closed !== null) return this.closed;
-    this.stopping = true;
-    if (this.acceptRetry !== null) clearTimeout(this.acceptRetry);
-    this.acceptRetry = null;
-    this.closed = new Promise<void>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const finish = () => {
-        if (this.finishClose === null) return;
-        this.finishClose = null;
-        if (timer !== undefined) clearTimeout(timer);
-        // May run inside a batch that still has events to skip: stop the watcher now,
-        // close the poller once the batch has unwound.
-        this.poll.stop();
-        setImmediate(() => {
-          this.poll.close();
-          if (this.spareFd >= 0) closeSync(this.spareFd);
-          this.spareFd = -1;
-          resolve();
-        });
-      };
-      this.finishClose = finish;
-      this.registry.deregister(this.listenFd);
-      const closed = native.close(this.listenFd);
-      if (this.tracer !== null) this.tracer.call('close', this.listenFd, LISTENER_SLOT, closed, 0);
-      for (const conn of [...this.slab.live]) {
-        if (conn.queuedBytes === 0) this.remove(conn, { kind: 'shutdown' });
-      }
-      if (this.slab.size === 0) return finish();
-      this.log.info(`shutdown: flushing output to ${this.slab.size} client(s), at most ${this.shutdownTimeoutMs} ms`);
-      timer = setTimeout(() => {
+  /** Output flushed during shutdown: FIN, then its input is drained until EOF (shutdown.ts). */
+  private endOutput(conn: Connection): void {
+    if (conn.readClosed) return this.remove(conn, { kind: 'shutdown' });
+    if (conn.writeClosed) return;
+    conn.writeClosed = true;
+    const result = native.shutdown(conn.fd, SHUT_WR);
+    if (this.tracer !== null) this.tracer.call('shutdown', conn.fd, conn.token, result, 0);
+    if (result < 0) return this.remove(conn, { kind: 'error', code: native.errnoName(-result) });
+    // EOF may be waiting already, with no edge left to report it.
+    this.discardInput(conn);
+  }
+
+  private windDown(): WindDown {
+    const server = this;
+    return {
+      get connections() {
+        return server.slab.size;
+      },
+      stopAccepting: () => {
+        this.listening = false;
+        if (this.acceptRetry !== null) clearTimeout(this.acceptRetry);
+        this.acceptRetry = null;
+        this.registry.deregister(this.listenFd);
+        if (this.keepListenFd) return;
+        const closed = native.close(this.listenFd);
+        if (this.tracer !== null) this.tracer.call('close', this.listenFd, LISTENER_SLOT, closed, 0);
+      },
+      windDownAll: () => {
+        // Broadcast what was read before the stop: that much was promised.
+        if (this.arena.pending > 0) this.broadcastArena();
+        this.removeDoomed();
+        for (const conn of [...this.slab.live]) {
+          conn.stash = null;
+          conn.stashLength = 0;
+          conn.assembly = null;
+          this.holdInput(conn, 0);
+          if (conn.liveIndex >= 0 && conn.queuedBytes === 0) this.endOutput(conn);
+        }
+      },
+      cutAll: () => {
         const left = [...this.slab.live];
-        if (left.length > 0) this.log.warn(`shutdown: ${left.length} client(s) still behind after ${this.shutdownTimeoutMs} ms; closing`);
         for (const conn of left) {
           // A reset, not a FIN: the client learns its stream was cut short, and the kernel
           // drops the unsent bytes now instead of holding them for a reader that never reads.
           native.setLinger(conn.fd, true, 0);
-          this.remove(conn, { kind: 'shutdown' });
+          this.remove(conn, { kind: 'shutdown-cut' });
         }
-        finish();
-      }, this.shutdownTimeoutMs);
-    });
-    return this.closed;
+        return left.length;
+      },
+      release: () =>
+        new Promise<void>((resolve) => {
+          // May run inside a batch that still has events to skip: stop the watcher now,
+          // close the poller once the batch has unwound.
+          this.poll.stop();
+          setImmediate(() => {
+            this.poll.close();
+            if (this.spareFd >= 0) closeSync(this.spareFd);
+            this.spareFd = -1;
+            resolve();
+          });
+        }),
+    };
+  }
+
+  close(): Promise<void> {
+    return this.shutdown.begin();
+  }
+
+  closeNow(): Promise<void> {
+    return this.shutdown.now();
   }
 }
 

@@ -6,6 +6,10 @@ import { makeToken, type Token } from '../../poll/index.js';
 
 const GENERATION_MASK = 0x1f_ffff; // 21 bits: slot (32) + generation (21) stays within 2**53.
 
+/** A slot the slab never hands out (slots are array indexes): the native server registers its
+ *  listener under it, generation 0. */
+export const LISTENER_SLOT = 0xffff_ffff;
+
 export interface Slotted {
   slot: number;
   generation: number;

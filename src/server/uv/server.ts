@@ -13,15 +13,22 @@
 //   engine does per batch. Reported beside the others so the comparison hides nothing.
 //
 // node:net buffers writes without limit; like the native engine, a receiver whose unsent output
-// (socket.writableLength) exceeds --max-output is disconnected as a slow reader.
+// (what the kernel has not taken: unsent.ts) exceeds --max-output is disconnected as a slow
+// reader.
+//
+// Batches leave and arrive through the fan-out seam (fanout.ts), and shutdown follows the same
+// steps as the native engine's (shutdown.ts).
 import { createServer, type Server, type Socket } from 'node:net';
-import { HEADER_BYTES, FrameAssembler, FrameScan, readLength } from '../../protocol/frame.js';
+import { FrameAssembler, FrameScan, nextFrame, scanFrames } from '../../protocol/frame.js';
 import type { Logger } from '../../log.js';
 import { fitConnLimit } from '../fdlimit.js';
 import {
-  connLimitMessage, emptyStats, recordClose,
+  DoomList, emptyStats, recordClose, recordRejected, shedInput,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
+import { Relays, type FanoutHost, type Relay } from '../fanout.js';
+import { Shutdown, type WindDown } from '../shutdown.js';
+import { unsentBytes } from './unsent.js';
 
 export type UvMode = 'plain' | 'corked' | 'coalesced';
 
@@ -30,6 +37,10 @@ const BACKLOG = 65535;
 /** Corked output a receiver may hold within one turn beyond --max-output before it is cut off
  *  at once (the limit proper is checked when the turn uncorks). */
 const CORKED_ALLOWANCE = 16 * 1024 * 1024;
+/** A receiver holding more than --max-output / this gets each batch in one write, whatever the
+ *  mode: per-frame writes would add a Buffer and a stream entry (~200 bytes) per queued frame to
+ *  what it holds, 20% more memory at 1 KiB frames (#9 item 5). The bytes on the wire are the same. */
+const BACKED_UP_FRACTION = 8;
 
 class UvConnection {
   /** Index in UvServer.live; -1 once removed. */
@@ -40,9 +51,14 @@ class UvConnection {
   closing: CloseReason | null = null;
 
   constructor(readonly id: number, readonly socket: Socket, readonly peer: string, readonly frames: FrameAssembler) {}
+
+  /** Bytes held for its partial frame: --max-input-total. */
+  get inputHeld(): number {
+    return this.frames.buffered;
+  }
 }
 
-export class UvServer implements MobServer {
+export class UvServer implements MobServer, FanoutHost {
   readonly engine: string;
   readonly stats = emptyStats();
   readonly limits: Limits;
@@ -52,39 +68,56 @@ export class UvServer implements MobServer {
   private readonly live: UvConnection[] = [];
   private readonly corked: UvConnection[] = [];
   private readonly ended: UvConnection[] = [];
-  private readonly doomed: UvConnection[] = [];
+  private readonly doomed = new DoomList<UvConnection>();
   private readonly scan = new FrameScan();
-  private readonly shutdownTimeoutMs: number;
-  private readonly broadcast: (region: Buffer) => void;
+  private readonly relays = new Relays();
+  private readonly perFrame: boolean;
+  private readonly shutdown: Shutdown;
+  private serverClosed: Promise<void> | null = null;
   private flushScheduled = false;
   private rejectedThisTurn = 0;
   private nextId = 0;
-  private stopping = false;
-  private closed: Promise<void> | null = null;
-  private finishClose: (() => void) | null = null;
 
   private constructor(options: ServerOptions, private readonly log: Logger, readonly mode: UvMode) {
     this.engine = `uv-${mode}`;
     this.limits = { ...options.limits, maxConns: fitConnLimit(options.limits.maxConns, log, options.explicitMaxConns) };
-    this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5000;
-    this.broadcast = mode === 'plain' ? (region) => this.broadcastPlain(region) : (region) => this.broadcastCorked(region, mode === 'corked');
+    this.perFrame = mode !== 'coalesced';
     this.server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.onConnection(socket));
+    this.shutdown = new Shutdown(this.windDown(), log, options.shutdownTimeoutMs ?? 5000);
+    // A gauge read rarely (metrics): summed on demand rather than kept on every write.
+    Object.defineProperty(this.stats, 'bytesQueued', {
+      enumerable: true,
+      get: () => this.live.reduce((sum, conn) => sum + unsentBytes(conn.socket), 0),
+    });
   }
 
   static async listen(options: ServerOptions, log: Logger, mode: UvMode = 'corked'): Promise<UvServer> {
     const uv = new UvServer(options, log, mode);
     if (options.reusePort) log.warn('--reuse-port is not available on node:net in this Node version; ignored');
+    let fd = options.listenFd;
+    if (fd !== undefined && options.keepListenFd) {
+      // node:net closes what it listens on; listen on a duplicate so the caller's stays open.
+      const { native } = await import('../../native/binding.js');
+      fd = native.dup(fd);
+      if (fd < 0) throw new Error(`listen fd ${options.listenFd}: dup: ${native.errnoName(-fd)}`);
+    }
     await new Promise<void>((resolve, reject) => {
       uv.server.once('error', reject);
-      uv.server.listen({ host: options.host, port: options.port, backlog: BACKLOG }, () => {
+      const ready = () => {
         uv.server.off('error', reject);
         resolve();
-      });
+      };
+      if (fd !== undefined) uv.server.listen({ fd, backlog: BACKLOG }, ready);
+      else uv.server.listen({ host: options.host, port: options.port, backlog: BACKLOG }, ready);
     });
-    uv.server.on('error', (error) => log.error(`accept failed: ${(error as NodeJS.ErrnoException).code ?? error.message}`));
+    // libuv sheds on EMFILE itself (uv__emfile_trick) and reports each failed accept here.
+    uv.server.on('error', (error) => {
+      const code = (error as NodeJS.ErrnoException).code ?? error.message;
+      if (log.limit('accept-failed', 'accept failed', 'error').admit()) log.error(`accept failed: ${code}`, { reason: 'accept-failed', errno: code });
+    });
     const address = uv.server.address();
     if (address === null || typeof address === 'string') throw new Error('node:net returned no TCP address');
-    uv.address = { host: options.host, port: address.port };
+    uv.address = { host: fd !== undefined ? address.address : options.host, port: address.port };
     return uv;
   }
 
@@ -92,10 +125,34 @@ export class UvServer implements MobServer {
     return this.live.length;
   }
 
+  // --- the fan-out seam (fanout.ts) ----------------------------------------------------
+
+  deliver(frames: Buffer, start: number, end: number): void {
+    const scan = scanFrames(frames, start, end, Number.MAX_SAFE_INTEGER, this.scan);
+    if (scan.end !== end) throw new RangeError(`deliver: bytes ${scan.end}..${end} are not whole frames`);
+    if (this.shutdown.active || scan.frames === 0) return;
+    this.broadcast(start === 0 && end === frames.length ? frames : frames.subarray(start, end), scan.frames);
+    this.removeDoomed();
+  }
+
+  addRelay(relay: Relay): void {
+    this.relays.add(relay);
+  }
+
+  removeRelay(relay: Relay): void {
+    this.relays.remove(relay);
+  }
+
+  dropAllClients(reason: string): void {
+    const live = [...this.live];
+    if (live.length > 0) this.log.warn(`disconnecting all ${live.length} client(s): frames lost upstream: ${reason}`);
+    for (const conn of live) this.drop(conn, { kind: 'upstream-lost', reason });
+  }
+
   // --- accept ------------------------------------------------------------------------
 
   private onConnection(socket: Socket): void {
-    if (this.live.length >= this.limits.maxConns || this.stopping) {
+    if (this.live.length >= this.limits.maxConns || this.shutdown.active) {
       socket.destroy();
       if (this.rejectedThisTurn++ === 0) setImmediate(() => this.logRejected());
       return;
@@ -110,31 +167,44 @@ export class UvServer implements MobServer {
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     socket.on('end', () => this.onEnd(conn));
     socket.on('error', (error: NodeJS.ErrnoException) => this.remove(conn, { kind: 'error', code: error.code ?? error.message }));
-    socket.on('close', () => this.remove(conn, { kind: 'end' }));
+    socket.on('close', () => this.remove(conn, this.shutdown.active ? { kind: 'shutdown' } : { kind: 'end' }));
     if (debug) this.log.debug(`connection ${conn.id} from ${conn.peer} (${this.live.length} live)`);
   }
 
   private logRejected(): void {
     const rejected = this.rejectedThisTurn;
     this.rejectedThisTurn = 0;
-    this.stats.rejected += rejected;
-    this.log.warn(connLimitMessage(rejected, this.limits.maxConns));
+    recordRejected(this.stats, this.log, rejected, this.limits.maxConns);
   }
 
   // --- read --------------------------------------------------------------------------
 
   private onData(conn: UvConnection, chunk: Buffer): void {
-    if (conn.liveIndex < 0 || conn.readClosed) return;
+    // During shutdown input is read and thrown away (shutdown.ts says why).
+    if (conn.liveIndex < 0 || conn.readClosed || this.shutdown.active) return;
     this.stats.bytesIn += chunk.length;
+    const heldBefore = conn.frames.buffered;
     const region = conn.frames.push(chunk);
     const { frames, oversized } = conn.frames.scan;
     this.stats.framesIn += frames;
+    this.holdInput(heldBefore, conn.frames.buffered);
     if (region.length > 0) {
       // Frames before an oversized one still go out; only this client goes.
-      this.broadcast(region);
+      this.outbound(conn, region, frames);
       this.removeDoomed();
     }
-    if (oversized >= 0) this.drop(conn, { kind: 'frame-too-large', length: oversized, limit: this.limits.maxFrame });
+    if (oversized >= 0 && conn.liveIndex >= 0) this.drop(conn, { kind: 'frame-too-large', length: conn.frames.scan.oversizedLength, limit: this.limits.maxFrame });
+  }
+
+  /** Counts a change in what a connection holds for its partial frame; enforces --max-input-total. */
+  private holdInput(before: number, after: number): void {
+    const stats = this.stats;
+    stats.inputBuffered += after - before;
+    if (stats.inputBuffered <= this.limits.maxInputTotal) return;
+    const total = stats.inputBuffered;
+    for (const victim of shedInput(this.live, total, this.limits.maxInputTotal)) {
+      this.drop(victim, { kind: 'input-total', held: victim.inputHeld, total, limit: this.limits.maxInputTotal });
+    }
   }
 
   /** FIN: what was received is broadcast already; the client gets what the current turn sends,
@@ -142,59 +212,61 @@ export class UvServer implements MobServer {
   private onEnd(conn: UvConnection): void {
     if (conn.liveIndex < 0) return;
     conn.readClosed = true;
-    conn.frames.reset();
+    this.resetInput(conn);
+    if (this.shutdown.active) return; // our FIN went or goes after the flush; 'close' follows
     this.ended.push(conn);
     this.scheduleFlush();
   }
 
-  // --- broadcast ---------------------------------------------------------------------
-
-  /** Each complete frame, written to each receiver on its own. */
-  private broadcastPlain(region: Buffer): void {
-    const live = this.live;
-    const maxOutput = this.limits.maxOutput;
-    let at = 0;
-    while (at < region.length) {
-      const total = HEADER_BYTES + readLength(region, at);
-      const frame = at === 0 && total === region.length ? region : region.subarray(at, at + total);
-      at += total;
-      for (let i = 0; i < live.length; i++) {
-        const conn = live[i]!;
-        const socket = conn.socket;
-        socket.write(frame);
-        if (socket.writableLength > maxOutput) this.doom(conn, socket.writableLength);
-      }
-    }
+  private resetInput(conn: UvConnection): void {
+    const held = conn.frames.buffered;
+    conn.frames.reset();
+    this.holdInput(held, 0);
   }
 
-  /** Into corked sockets uncorked once per turn: frame by frame ('corked'), or the region in
-   *  one write per receiver ('coalesced'). */
-  private broadcastCorked(region: Buffer, perFrame: boolean): void {
+  // --- broadcast ---------------------------------------------------------------------
+
+  /** A local batch: to the relays, then to every local client. */
+  private outbound(sender: UvConnection, region: Buffer, frames: number): void {
+    if (this.relays.size > 0) {
+      const refused = this.relays.publish(region, 0, region.length);
+      if (refused !== null) this.doomed.add(sender, { kind: 'relay-refused', relay: refused.name });
+    }
+    this.broadcast(region, frames);
+  }
+
+  /** Into each receiver: frame by frame ('plain', 'corked') or the region in one write
+   *  ('coalesced'); corked receivers are uncorked once per turn. */
+  private broadcast(region: Buffer, frames: number): void {
     const live = this.live;
     const maxOutput = this.limits.maxOutput;
+    const cork = this.mode !== 'plain';
+    // What is corked is this turn's, not the reader's fault: the limit is checked on uncork,
+    // like the native engine's against what the kernel did not take. A turn reads a bounded
+    // amount (libuv: at most 32 reads per socket per event), so this is bounded too.
+    const limit = cork ? maxOutput + CORKED_ALLOWANCE : maxOutput;
+    const backedUp = maxOutput / BACKED_UP_FRACTION;
+    this.stats.framesDelivered += frames * live.length;
     for (let i = 0; i < live.length; i++) {
       const conn = live[i]!;
       const socket = conn.socket;
-      if (!conn.corked) {
+      if (cork && !conn.corked) {
         conn.corked = true;
         socket.cork();
         this.corked.push(conn);
       }
-      if (perFrame) {
+      if (this.perFrame && frames > 1 && socket.writableLength < backedUp) {
         for (let at = 0; at < region.length; ) {
-          const total = HEADER_BYTES + readLength(region, at);
-          socket.write(at === 0 && total === region.length ? region : region.subarray(at, at + total));
-          at += total;
+          const end = nextFrame(region, at);
+          socket.write(region.subarray(at, end));
+          at = end;
         }
       } else {
         socket.write(region);
       }
-      // What is corked is this turn's, not the reader's fault: the limit is checked on uncork,
-      // like the native engine's against what the kernel did not take. A turn reads a bounded
-      // amount (libuv: at most 32 reads per socket per event), so this is bounded too.
-      if (socket.writableLength > maxOutput + CORKED_ALLOWANCE) this.doom(conn, socket.writableLength);
+      if (socket.writableLength > limit) this.checkUnsent(conn, limit);
     }
-    this.scheduleFlush();
+    if (cork) this.scheduleFlush();
   }
 
   private scheduleFlush(): void {
@@ -212,7 +284,7 @@ export class UvServer implements MobServer {
       conn.corked = false;
       if (conn.liveIndex < 0) continue;
       conn.socket.uncork();
-      if (conn.socket.writableLength > this.limits.maxOutput) this.doom(conn, conn.socket.writableLength);
+      if (conn.socket.writableLength > this.limits.maxOutput) this.checkUnsent(conn, this.limits.maxOutput);
     }
     corked.length = 0;
     this.removeDoomed();
@@ -226,17 +298,15 @@ export class UvServer implements MobServer {
     ended.length = 0;
   }
 
-  private doom(conn: UvConnection, pending: number): void {
-    if (conn.closing !== null) return;
-    conn.closing = { kind: 'slow-reader', pending, limit: this.limits.maxOutput };
-    this.doomed.push(conn);
+  /** writableLength only ever counts more than is unsent, so the exact figure is read only
+   *  past the limit. */
+  private checkUnsent(conn: UvConnection, limit: number): void {
+    const unsent = unsentBytes(conn.socket);
+    if (unsent > limit) this.doomed.add(conn, { kind: 'slow-reader', pending: unsent, limit: this.limits.maxOutput });
   }
 
   private removeDoomed(): void {
-    const doomed = this.doomed;
-    if (doomed.length === 0) return;
-    for (let i = 0; i < doomed.length; i++) this.drop(doomed[i]!, doomed[i]!.closing!);
-    doomed.length = 0;
+    this.doomed.removeAll((conn, reason) => this.drop(conn, reason));
   }
 
   // --- removal and shutdown ----------------------------------------------------------
@@ -263,46 +333,50 @@ export class UvServer implements MobServer {
       last.liveIndex = index;
     }
     conn.liveIndex = -1;
-    conn.frames.reset();
+    this.resetInput(conn);
     conn.closing ??= reason;
     recordClose(this.stats, this.log, conn.id, conn.peer, reason, live.length);
-    if (this.stopping && live.length === 0) this.finishClose?.();
+    this.shutdown.clientGone();
+  }
+
+  private windDown(): WindDown {
+    const server = this;
+    return {
+      get connections() {
+        return server.live.length;
+      },
+      stopAccepting: () => {
+        // server.close() calls back once the last socket has closed.
+        this.serverClosed = new Promise<void>((done) => this.server.close(() => done()));
+      },
+      windDownAll: () => {
+        this.flush();
+        for (const conn of [...this.live]) {
+          this.resetInput(conn);
+          // Flushes what is pending, then FIN (allowHalfOpen: the socket keeps reading, and
+          // 'data' throws it away), then 'close' once the client's FIN came too.
+          if (conn.readClosed) conn.socket.end(() => conn.socket.destroy());
+          else conn.socket.end();
+        }
+      },
+      cutAll: () => {
+        const left = [...this.live];
+        for (const conn of left) {
+          // A reset, not a FIN: the client learns its stream was cut short.
+          this.remove(conn, { kind: 'shutdown-cut' });
+          conn.socket.resetAndDestroy();
+        }
+        return left.length;
+      },
+      release: () => this.serverClosed ?? Promise.resolve(),
+    };
   }
 
   close(): Promise<void> {
-    if (this.closed !== null) return this.closed;
-    this.stopping = true;
-    this.closed = new Promise<void>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      let serverClosed: Promise<void>;
-      const finish = () => {
-        if (this.finishClose === null) return;
-        this.finishClose = null;
-        if (timer !== undefined) clearTimeout(timer);
-        void serverClosed.then(resolve);
-      };
-      this.finishClose = finish;
-      // Stop accepting now; server.close() calls back once the last socket has closed.
-      serverClosed = new Promise<void>((done) => this.server.close(() => done()));
-      this.flush();
-      for (const conn of [...this.live]) {
-        conn.socket.pause();
-        if (conn.socket.writableLength === 0) {
-          this.drop(conn, { kind: 'shutdown' });
-        } else {
-          // Flush what is pending, then close; 'finish' fires once it is all handed to the kernel.
-          conn.socket.end(() => this.drop(conn, { kind: 'shutdown' }));
-        }
-      }
-      if (this.live.length === 0) return finish();
-      this.log.info(`shutdown: flushing output to ${this.live.length} client(s), at most ${this.shutdownTimeoutMs} ms`);
-      timer = setTimeout(() => {
-        const left = [...this.live];
-        if (left.length > 0) this.log.warn(`shutdown: ${left.length} client(s) still behind after ${this.shutdownTimeoutMs} ms; closing`);
-        for (const conn of left) this.drop(conn, { kind: 'shutdown' });
-        finish();
-      }, this.shutdownTimeoutMs);
-    });
-    return this.closed;
+    return this.shutdown.begin();
+  }
+
+  closeNow(): Promise<void> {
+    return this.shutdown.now();
   }
 }
