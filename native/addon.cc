@@ -12,6 +12,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <cerrno>
 #include <climits>
@@ -460,6 +463,16 @@ Napi::Value LocalAddress(const Napi::CallbackInfo& info) {
 
 Napi::Value PeerAddress(const Napi::CallbackInfo& info) {
   return AddressCall<sockets::PeerAddress>(info, "getpeername");
+}
+
+// glibc keeps freed heap memory for reuse instead of returning it: after clients that held
+// hundreds of MiB of partial frames leave, RSS stays up until malloc_trim (issue #9).
+Napi::Value TrimMemory(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
 }
 
 Napi::Value GetFdLimit(const Napi::CallbackInfo& info) {
@@ -930,6 +943,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       P::Function(env, exports, "bytesReadable", FdCall<sockets::BytesReadable>, kEnumerable),
       P::Function(env, exports, "bytesUnsent", FdCall<sockets::BytesUnsent>, kEnumerable),
       P::Function(env, exports, "getFdLimit", GetFdLimit, kEnumerable),
+      P::Function(env, exports, "trimMemory", TrimMemory, kEnumerable),
       P::Function(env, exports, "setFdLimit", SetFdLimit, kEnumerable),
       P::Function(env, exports, "errnoName", ErrnoNameOf, kEnumerable),
       P::Value("errno", errno_constants, kEnumerable),

@@ -129,6 +129,9 @@ export interface NativeBinding {
   /** Bytes in the send buffer not yet acknowledged (SIOCOUTQ on Linux, SO_NWRITE on macOS,
    *  FIONWRITE on FreeBSD), or -errno (-ENOTSUP where none exists). */
   bytesUnsent(fd: number): number;
+  /** Returns freed heap memory to the system where the C library keeps it (glibc's
+   *  malloc_trim); true if some was returned. */
+  trimMemory(): boolean;
   /** The number of descriptors this process may open: RLIMIT_NOFILE soft / hard. */
   getFdLimit(): { soft: number; hard: number };
   /** Sets the soft limit (capped at hard); returns the new soft limit, or -errno. */
