@@ -4,17 +4,27 @@
   # event.h, DIR/lib/libkqueue.so), e.g. MOB_KQUEUE_PREFIX=/opt/libkqueue.
   'variables': {
     'mob_kqueue_prefix%': '<!(node -p "process.env.MOB_KQUEUE_PREFIX || \'\'")',
+    # Node's headers beside the node that runs the build (nvm, Homebrew, a tarball install):
+    # DIR/bin/node has DIR/include/node with uv.h. npm names that node in npm_node_execpath.
+    'mob_node_include%': '<!(node -p "require(\'path\').join(require(\'path\').dirname(process.env.npm_node_execpath || process.env.NODE || process.execPath), \'..\', \'include\', \'node\')")',
   },
   'targets': [
     {
       'target_name': 'mob',
       'sources': [
         'native/addon.cc',
+        'native/args.cc',
+        'native/env_owner.cc',
         'native/errors.cc',
+        'native/poller.cc',
+        'native/selector_common.cc',
+        'native/socket_bindings.cc',
         'native/sockets.cc',
       ],
       'include_dirs': [
         '<!(node -p "require(\'node-addon-api\').include_dir")',
+        # After node-gyp's own headers: only a fallback for uv.h.
+        '<(mob_node_include)',
       ],
       'defines': [
         'NAPI_VERSION=8',

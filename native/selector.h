@@ -1,13 +1,17 @@
 // The one poller interface, in the spirit of mio's `Selector`: a registration table in
 // the kernel (epoll or kqueue) plus a wait that writes events in the layout that
 // src/native/binding.ts describes. Exactly one backend is compiled: selector_epoll.cc or
-// selector_kqueue.cc (the build defines MOB_USE_KQUEUE for the latter, for every file).
-// No N-API in here: results are values or -errno.
+// selector_kqueue.cc (the build defines MOB_USE_KQUEUE for the latter, for every file),
+// plus selector_common.cc for what both do alike. No N-API in here: results are values or
+// -errno.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
+
+#include "js_number.h"
 
 #if defined(MOB_USE_KQUEUE)
 struct kevent;
@@ -22,7 +26,10 @@ inline constexpr uint32_t kInterestReadable = 1;
 inline constexpr uint32_t kInterestWritable = 2;
 inline constexpr uint32_t kInterestEdge = 4;
 inline constexpr uint32_t kInterestOneshot = 8;
-inline constexpr uint32_t kInterestMask = 15;
+inline constexpr uint32_t kInterestExclusive = 16;
+inline constexpr uint32_t kInterestNoRdhup = 32;
+inline constexpr uint32_t kInterestDispatch = 64;
+inline constexpr uint32_t kInterestMask = 127;
 
 // Readiness bits written by Wait (binding.ts EventBits).
 inline constexpr uint32_t kEventReadable = 1;
@@ -35,11 +42,18 @@ inline constexpr uint32_t kEventError = 16;
 inline constexpr size_t kEventStride = 5;
 
 // Tokens cross into JS as doubles, so they stop at 2**53 - 1.
-inline constexpr uint64_t kMaxToken = (uint64_t{1} << 53) - 1;
+inline constexpr uint64_t kMaxToken = kMaxSafeInteger;
 
 // Upper bound on events gathered by one Wait. More than this in one turn only delays the
 // caller's other work; whatever is left is reported by the next Wait.
 inline constexpr size_t kMaxEventsPerWait = 65536;
+
+// A constant of the kernel's own API, exported so that tools name raw bits from the
+// backend's headers instead of re-encoding them (binding.ts `kernel`).
+struct KernelConstant {
+  const char* name;
+  int64_t value;
+};
 
 class Selector {
  public:
@@ -55,6 +69,18 @@ class Selector {
   static const char* ControlSyscall() noexcept;
   static const char* WaitSyscall() noexcept;
 
+  // The kInterest* bits this backend can honour; Add/Modify refuse others with -ENOTSUP.
+  static uint32_t SupportedInterest() noexcept;
+  // The kernel flag behind kInterestOneshot / kInterestDispatch ('EPOLLONESHOT', ...).
+  static const char* OneshotFlag() noexcept;
+  static const char* DispatchFlag() noexcept;
+  static std::span<const KernelConstant> KernelConstants() noexcept;
+
+  // Checks a registration before the kernel sees it: 0, -EINVAL (token out of range,
+  // unknown bits, neither READABLE nor WRITABLE, ONESHOT with DISPATCH) or -ENOTSUP (a bit
+  // this backend cannot honour). *why says which, for error messages.
+  static int CheckRegistration(uint64_t token, uint32_t interest, const char** why) noexcept;
+
   // Creates the kernel object (close-on-exec). 0 or -errno. No-op when already open.
   int Open() noexcept;
   // Closes it. 0 or -errno; the descriptor is gone either way. Idempotent.
@@ -68,7 +94,9 @@ class Selector {
   // for libkqueue. Returns the descriptor or -errno.
   int ReadinessFd() noexcept;
 
-  // 0 or -errno. token <= kMaxToken; interest is a combination of kInterest* bits.
+  // 0 or -errno. token <= kMaxToken; interest is a combination of kInterest* bits with
+  // READABLE or WRITABLE among them (an empty interest is refused on both backends: epoll
+  // would register and still report hang-ups, kqueue would register nothing).
   int Add(int fd, uint64_t token, uint32_t interest) noexcept;
   int Modify(int fd, uint64_t token, uint32_t interest) noexcept;
   // ENOENT (not registered) is success.

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <new>
 
 namespace mob {
 
@@ -18,11 +17,19 @@ namespace {
 uint32_t ToEpollEvents(uint32_t interest) {
   uint32_t events = 0;
   // EPOLLRDHUP lets a hang-up be seen as READ_CLOSED together with readability, without
-  // a read() returning 0 first.
-  if (interest & kInterestReadable) events |= EPOLLIN | EPOLLRDHUP;
+  // a read() returning 0 first; NO_RDHUP leaves it out, to show the difference.
+  if (interest & kInterestReadable) events |= EPOLLIN;
+  // The kernel refuses EPOLLRDHUP with EPOLLEXCLUSIVE (EINVAL): EXCLUSIVE implies NO_RDHUP.
+  if ((interest & kInterestReadable) && !(interest & (kInterestNoRdhup | kInterestExclusive))) {
+    events |= EPOLLRDHUP;
+  }
   if (interest & kInterestWritable) events |= EPOLLOUT;
   if (interest & kInterestEdge) events |= EPOLLET;
-  if (interest & kInterestOneshot) events |= EPOLLONESHOT;
+  // EPOLLONESHOT disarms the registration but keeps it, which is what EV_DISPATCH does on
+  // kqueue: DISPATCH is its counterpart here, and ONESHOT has no other form on epoll.
+  if (interest & (kInterestOneshot | kInterestDispatch)) events |= EPOLLONESHOT;
+  // Linux 4.5+: only one of the epoll instances waiting on this fd is woken per event.
+  if (interest & kInterestExclusive) events |= EPOLLEXCLUSIVE;
   return events;
 }
 
@@ -55,14 +62,13 @@ int Control(int epfd, int op, int fd, uint64_t token, uint32_t interest) {
 
 }  // namespace
 
-Selector::Selector() noexcept = default;
-
-Selector::~Selector() { Close(); }
-
 const char* Selector::Backend() noexcept { return "epoll"; }
 const char* Selector::CreateSyscall() noexcept { return "epoll_create1"; }
 const char* Selector::ControlSyscall() noexcept { return "epoll_ctl"; }
 const char* Selector::WaitSyscall() noexcept { return "epoll_wait"; }
+uint32_t Selector::SupportedInterest() noexcept { return kInterestMask; }
+const char* Selector::OneshotFlag() noexcept { return "EPOLLONESHOT"; }
+const char* Selector::DispatchFlag() noexcept { return "EPOLLONESHOT"; }
 
 int Selector::Open() noexcept {
   if (fd_ >= 0) return 0;
@@ -73,26 +79,17 @@ int Selector::Open() noexcept {
   return 0;
 }
 
-int Selector::Close() noexcept {
-  if (fd_ < 0) return 0;
-  int fd = fd_;
-  fd_ = -1;
-  readiness_fd_ = -1;
-  // Linux releases the descriptor even when close() reports EINTR; retrying could close
-  // a descriptor another thread has just been given.
-  if (close(fd) < 0 && errno != EINTR) return -errno;
-  return 0;
-}
-
 int Selector::ReadinessFd() noexcept { return fd_ >= 0 ? readiness_fd_ : -EBADF; }
 
 int Selector::Add(int fd, uint64_t token, uint32_t interest) noexcept {
-  if (token > kMaxToken || (interest & ~kInterestMask) != 0) return -EINVAL;
+  const char* why = nullptr;
+  if (int rc = CheckRegistration(token, interest, &why); rc < 0) return rc;
   return Control(fd_, EPOLL_CTL_ADD, fd, token, interest);
 }
 
 int Selector::Modify(int fd, uint64_t token, uint32_t interest) noexcept {
-  if (token > kMaxToken || (interest & ~kInterestMask) != 0) return -EINVAL;
+  const char* why = nullptr;
+  if (int rc = CheckRegistration(token, interest, &why); rc < 0) return rc;
   // EPOLL_CTL_MOD also re-arms a disarmed EPOLLONESHOT registration, and re-evaluates
   // readiness at once: data already waiting is reported by the next wait.
   return Control(fd_, EPOLL_CTL_MOD, fd, token, interest);
@@ -104,15 +101,6 @@ int Selector::Delete(int fd) noexcept {
   if (epoll_ctl(fd_, EPOLL_CTL_DEL, fd, &event) < 0) {
     return errno == ENOENT ? 0 : -errno;
   }
-  return 0;
-}
-
-int Selector::Reserve(size_t capacity) noexcept {
-  if (capacity <= scratch_capacity_) return 0;
-  std::unique_ptr<NativeEvent[]> grown(new (std::nothrow) NativeEvent[capacity]);
-  if (!grown) return -ENOMEM;
-  scratch_ = std::move(grown);
-  scratch_capacity_ = capacity;
   return 0;
 }
 

@@ -14,11 +14,11 @@
 
 #include <cerrno>
 #include <cstdint>
-#include <new>
 #include <type_traits>
 
 #if defined(LIBKQUEUE) && defined(__linux__)
 #include <dirent.h>
+#include <dlfcn.h>
 #include <sys/epoll.h>
 
 #include <cstdio>
@@ -90,12 +90,11 @@ unsigned ModeFlags(uint32_t interest) {
   // EV_CLEAR is applied to both filters alike: every change below passes the same mode.
   unsigned flags = EV_RECEIPT;
   if (interest & kInterestEdge) flags |= EV_CLEAR;
+  // EV_ONESHOT deletes the filter after one event; EV_DISPATCH only disables it, and the
+  // EV_ADD of Modify enables it again (with EV_ENABLE, for kernels that want it said).
   if (interest & kInterestOneshot) flags |= EV_ONESHOT;
+  if (interest & kInterestDispatch) flags |= EV_DISPATCH | EV_ENABLE;
   return flags;
-}
-
-bool TokenFits(uint64_t token) {
-  return token <= kMaxToken && token <= static_cast<uint64_t>(UINTPTR_MAX);
 }
 
 #if defined(LIBKQUEUE) && defined(__linux__)
@@ -159,17 +158,26 @@ int FindLibkqueueEpoll(int kq) {
 
 }  // namespace
 
-Selector::Selector() noexcept = default;
-
-Selector::~Selector() { Close(); }
-
 const char* Selector::Backend() noexcept { return "kqueue"; }
 const char* Selector::CreateSyscall() noexcept { return "kqueue"; }
 const char* Selector::ControlSyscall() noexcept { return "kevent"; }
 const char* Selector::WaitSyscall() noexcept { return "kevent"; }
+// No EPOLLEXCLUSIVE counterpart, and EV_EOF cannot be turned off.
+uint32_t Selector::SupportedInterest() noexcept {
+  return kInterestMask & ~(kInterestExclusive | kInterestNoRdhup);
+}
+const char* Selector::OneshotFlag() noexcept { return "EV_ONESHOT"; }
+const char* Selector::DispatchFlag() noexcept { return "EV_DISPATCH"; }
 
 int Selector::Open() noexcept {
   if (fd_ >= 0) return 0;
+#if defined(LIBKQUEUE) && defined(__linux__)
+  // libkqueue starts a process-wide monitor thread with the first kqueue and never stops
+  // it. When the last worker that loaded this addon ends, Node unloads the addon, and
+  // libkqueue with it unless something pins it: the thread would then run unmapped code
+  // (SIGSEGV). RTLD_NOLOAD|RTLD_NODELETE pins the copy already loaded; repeating it is free.
+  dlopen("libkqueue.so.0", RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+#endif
   int fd = kqueue();
   if (fd < 0) return -errno;
   // kqueue() has no close-on-exec flag (FreeBSD's kqueuex() is too recent to rely on).
@@ -180,17 +188,6 @@ int Selector::Open() noexcept {
   }
   fd_ = fd;
   readiness_fd_ = -1;
-  return 0;
-}
-
-int Selector::Close() noexcept {
-  if (fd_ < 0) return 0;
-  int fd = fd_;
-  fd_ = -1;
-  readiness_fd_ = -1;
-  // EINTR: the descriptor is released anyway on Linux (libkqueue), and macOS/BSD leave
-  // it in an unspecified state that retrying cannot fix; treat it as closed, as libuv does.
-  if (close(fd) < 0 && errno != EINTR) return -errno;
   return 0;
 }
 
@@ -209,25 +206,35 @@ int Selector::ReadinessFd() noexcept {
 }
 
 int Selector::Add(int fd, uint64_t token, uint32_t interest) noexcept {
-  if (!TokenFits(token) || (interest & ~kInterestMask) != 0) return -EINVAL;
+  const char* why = nullptr;
+  if (int rc = CheckRegistration(token, interest, &why); rc < 0) return rc;
   const unsigned flags = EV_ADD | ModeFlags(interest);
   struct kevent changes[2];
   int count = 0;
   // One kevent per filter: the read and write filters are independent registrations.
   if (interest & kInterestWritable) SetChange(&changes[count++], fd, EVFILT_WRITE, flags, token);
   if (interest & kInterestReadable) SetChange(&changes[count++], fd, EVFILT_READ, flags, token);
-  if (count == 0) return 0;
   return Register(fd_, changes, count, false);
 }
 
 int Selector::Modify(int fd, uint64_t token, uint32_t interest) noexcept {
-  if (!TokenFits(token) || (interest & ~kInterestMask) != 0) return -EINVAL;
+  const char* why = nullptr;
+  if (int rc = CheckRegistration(token, interest, &why); rc < 0) return rc;
   // kqueue cannot say what is registered, so add the wanted filters and delete the
   // unwanted ones, ignoring ENOENT for those that were not there (mio's reregister).
   // EV_ADD on an existing filter replaces its flags and udata, and re-arms EV_ONESHOT.
+#if defined(LIBKQUEUE)
+  // libkqueue keeps the old udata when EV_ADD re-enables a level-triggered filter that
+  // EV_DISPATCH disabled: the next event would carry the previous token. Start afresh.
+  if (interest & kInterestDispatch) {
+    if (int rc = Delete(fd); rc < 0) return rc;
+  }
+#endif
   const unsigned mode = ModeFlags(interest);
-  const unsigned write_flags = (interest & kInterestWritable ? EV_ADD : EV_DELETE) | mode;
-  const unsigned read_flags = (interest & kInterestReadable ? EV_ADD : EV_DELETE) | mode;
+  const unsigned add = EV_ADD | mode;
+  const unsigned remove = EV_DELETE | (mode & ~EV_ENABLE);
+  const unsigned write_flags = interest & kInterestWritable ? add : remove;
+  const unsigned read_flags = interest & kInterestReadable ? add : remove;
   struct kevent changes[2];
   SetChange(&changes[0], fd, EVFILT_WRITE, write_flags, token);
   SetChange(&changes[1], fd, EVFILT_READ, read_flags, token);
@@ -239,15 +246,6 @@ int Selector::Delete(int fd) noexcept {
   SetChange(&changes[0], fd, EVFILT_WRITE, EV_DELETE | EV_RECEIPT, 0);
   SetChange(&changes[1], fd, EVFILT_READ, EV_DELETE | EV_RECEIPT, 0);
   return Register(fd_, changes, 2, true);
-}
-
-int Selector::Reserve(size_t capacity) noexcept {
-  if (capacity <= scratch_capacity_) return 0;
-  std::unique_ptr<NativeEvent[]> grown(new (std::nothrow) NativeEvent[capacity]);
-  if (!grown) return -ENOMEM;
-  scratch_ = std::move(grown);
-  scratch_capacity_ = capacity;
-  return 0;
 }
 
 int Selector::Wait(uint32_t* out, size_t capacity, int timeout_ms) noexcept {

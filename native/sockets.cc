@@ -220,6 +220,43 @@ int Connect(const char* host, int port, const char** syscall) noexcept {
   return fd;
 }
 
+int Socketpair(int fds[2]) noexcept {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0) return -errno;
+  const bool flags_set = true;
+#else
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) < 0) return -errno;
+  const bool flags_set = false;
+#endif
+  int first = Adopt(fds[0], flags_set);
+  if (first < 0) {
+    close(fds[1]);
+    return first;
+  }
+  int second = Adopt(fds[1], flags_set);
+  if (second < 0) {
+    close(fds[0]);
+    return second;
+  }
+  return 0;
+}
+
+bool IsOpen(int fd) noexcept { return fcntl(fd, F_GETFD) >= 0; }
+
+int DescribeSocket(int fd, SocketKind* out) noexcept {
+  struct sockaddr_storage storage {};
+  socklen_t length = sizeof(storage);
+  if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&storage), &length) < 0) return -errno;
+  int type = 0;
+  if (int rc = GetIntOption(fd, SOL_SOCKET, SO_TYPE, &type); rc < 0) return rc;
+  int listening = 0;
+  if (int rc = GetIntOption(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening); rc < 0) return rc;
+  out->family = storage.ss_family;
+  out->type = type;
+  out->listening = listening != 0;
+  return 0;
+}
+
 int Accept(int listen_fd) noexcept {
   for (;;) {
 #if defined(MOB_HAVE_ACCEPT4)

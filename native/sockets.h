@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "js_number.h"
+
 namespace mob::sockets {
 
 // Buffers one Writev() sends at most: IOV_MAX (1024 on Linux, macOS and the BSDs),
@@ -19,9 +21,6 @@ inline constexpr size_t kMaxIovecs = IOV_MAX;
 #else
 inline constexpr size_t kMaxIovecs = 1024;
 #endif
-
-// Largest integer a JS number holds exactly; stands for "unlimited" in fd limits.
-inline constexpr uint64_t kMaxSafeInteger = (uint64_t{1} << 53) - 1;
 
 // Room for any IP literal this module prints or parses, scope id included.
 inline constexpr size_t kAddressTextSize = 96;
@@ -42,6 +41,19 @@ int Listen(const char* host, int port, int backlog, bool reuse_port, const char*
 int Connect(const char* host, int port, const char** syscall) noexcept;
 
 int Accept(int listen_fd) noexcept;
+// A connected AF_UNIX stream pair in fds[0], fds[1]. 0 or -errno.
+int Socketpair(int fds[2]) noexcept;
+// Whether fd is an open descriptor (F_GETFD succeeds).
+bool IsOpen(int fd) noexcept;
+
+// What a descriptor is, for taking over one made elsewhere (systemd's LISTEN_FDS).
+struct SocketKind {
+  int family;      // AF_INET, AF_INET6, AF_UNIX, ...
+  int type;        // SOCK_STREAM, SOCK_DGRAM, ...
+  bool listening;  // SO_ACCEPTCONN
+};
+// 0 or -errno (-ENOTSOCK for a file or pipe).
+int DescribeSocket(int fd, SocketKind* out) noexcept;
 ssize_t Read(int fd, void* data, size_t length) noexcept;
 ssize_t Write(int fd, const void* data, size_t length) noexcept;
 // count must be at most kMaxIovecs.

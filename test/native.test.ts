@@ -7,15 +7,21 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { native, loadBinding, EVENT_STRIDE, MAX_TOKEN, type Poller } from '../src/native/binding.ts';
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Option, Trigger, describeInterest } from '../src/poll/index.ts';
+import { native, loadBinding, loadNative, bindingKeys, EVENT_STRIDE, MAX_TOKEN, type Poller } from '../src/native/binding.ts';
 
 // InterestBits / EventBits, spelled out: the test checks the numbers the contract gives.
 const READABLE = 1;
 const WRITABLE = 2;
 const EDGE = 4;
 const ONESHOT = 8;
+const EXCLUSIVE = 16;
+const NO_RDHUP = 32;
+const DISPATCH = 64;
 const EV_READABLE = 1;
 const EV_WRITABLE = 2;
 const EV_READ_CLOSED = 4;
@@ -506,25 +512,267 @@ describe(`native addon (${native.backend}, ${loadBinding().path})`, () => {
     });
     assert.equal(child.status, 0, child.stdout + child.stderr);
   });
+});
 
-  test('a started poller in a worker is cleaned up when the worker exits', async () => {
-    const worker = new Worker(
-      `const b = require(${JSON.stringify(loadBinding().path)});
-       const l = b.listen('127.0.0.1', 0, 0, false);
-       const p = new b.Poller();
-       p.add(l, 1, 1);
-       p.start(new Uint32Array(5), () => {});
-       require('worker_threads').parentPort.postMessage(p.fd);`,
-      { eval: true },
-    );
-    const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
-    const fd = await new Promise<number>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
+describe('loading the addon', () => {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const src = (path: string) => JSON.stringify(new URL(`../src/${path}`, import.meta.url).href);
+  function runChild(script: string, env: NodeJS.ProcessEnv = process.env) {
+    return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: root,
+      env,
+      encoding: 'utf8',
+      timeout: 30_000,
     });
-    assert.ok(fd >= 0);
-    // The ref'd watcher keeps the worker alive; terminating it runs the env cleanup hook.
-    await worker.terminate();
-    assert.equal(await exited, 1);
+  }
+  const addonMapped = `() => readFileSync('/proc/self/maps', 'utf8').split('\\n').some((l) => l.endsWith('.node'))`;
+
+  test('importing the constants, the poll layer and the servers does not load it; first use does', { skip: process.platform !== 'linux' }, () => {
+    const child = runChild(`
+      import { readFileSync } from 'node:fs';
+      import { InterestBits, EventBits, errno, native, loadNative, TWO_POW_32 } from ${src('native/binding.ts')};
+      import { Interest, Events } from ${src('poll/index.ts')};
+      import ${src('server/native/server.ts')};
+      import ${src('lab/harness.ts')};
+      const mapped = ${addonMapped};
+      const before = mapped();
+      new Events(4);
+      const constants = InterestBits.READABLE + EventBits.ERROR + errno.EAGAIN + Interest.BOTH + TWO_POW_32;
+      const stillNot = mapped();
+      const backend = native.backend;
+      const addon = loadNative();
+      console.log(JSON.stringify({ before, stillNot, after: mapped(), backend, constants: constants > 0,
+        same: native.read === addon.read && native.Poller === addon.Poller,
+        errnoAgrees: Object.keys(errno).length === Object.keys(addon.errno).length && Object.entries(errno).every(([k, v]) => addon.errno[k] === v) }));
+    `);
+    assert.equal(child.status, 0, child.stderr);
+    const result = JSON.parse(child.stdout);
+    assert.deepEqual(result, { before: false, stillNot: false, after: true, backend: result.backend, constants: true, same: true, errnoAgrees: true });
   });
+
+  test('after first use, native holds plain data properties in fast mode: no getter per call', () => {
+    const child = spawnSync(
+      process.execPath,
+      ['--allow-natives-syntax', '--import', 'tsx', '--input-type=module', '-e', `
+        import { native } from ${src('native/binding.ts')};
+        native.read;
+        const descriptor = Object.getOwnPropertyDescriptor(native, 'read');
+        console.log(JSON.stringify({ data: 'value' in descriptor && !('get' in descriptor), fast: %HasFastProperties(native) }));
+      `],
+      { cwd: root, encoding: 'utf8', timeout: 30_000 },
+    );
+    assert.equal(child.status, 0, child.stderr);
+    assert.deepEqual(JSON.parse(child.stdout), { data: true, fast: true });
+  });
+
+  test('native forwards exactly the members the addon exports', () => {
+    assert.deepEqual([...bindingKeys].sort(), Object.keys(loadNative()).sort());
+    for (const key of bindingKeys) assert.equal(native[key], loadNative()[key], key);
+  });
+
+  test('a missing addon is one clear error, MOB_NO_ADDON, at first use and not at import', () => {
+    const empty = mkdtempSync(join(tmpdir(), 'mob-no-addon-'));
+    try {
+      const child = runChild(
+        `
+        import { native, errno } from ${src('native/binding.ts')};
+        import { Poll } from ${src('poll/index.ts')};
+        const codes = [];
+        for (const use of [() => native.backend, () => new Poll(), () => native.listen('127.0.0.1', 0, 0, false)]) {
+          try { use(); codes.push('loaded'); } catch (e) { codes.push(e.code + ': ' + e.message); }
+        }
+        console.log(JSON.stringify({ eagain: errno.EAGAIN, codes }));
+      `,
+        { ...process.env, MOB_PREBUILD: empty },
+      );
+      assert.equal(child.status, 0, child.stderr);
+      const { eagain, codes } = JSON.parse(child.stdout);
+      assert.ok(eagain > 0);
+      assert.equal(codes.length, 3);
+      for (const line of codes) assert.match(line, /^MOB_NO_ADDON: mob: no native addon .*npm run build:native/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+});
+
+/** fdinfo's `flags` (octal): O_NONBLOCK and O_CLOEXEC as the kernel holds them. */
+function fdFlags(fd: number): { nonBlocking: boolean; cloexec: boolean } {
+  const flags = parseInt(/^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1], 8);
+  return { nonBlocking: (flags & 0o4000) !== 0, cloexec: (flags & 0o2000000) !== 0 };
+}
+
+const expectErrno = (code: string) => (error: NodeJS.ErrnoException) => error.code === code;
+
+describe(`descriptors for scale-out and socket activation (${native.backend})`, () => {
+  test('socketpair() gives two connected, non-blocking, close-on-exec AF_UNIX stream ends', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+    const [a, b] = native.socketpair().map(track);
+    for (const fd of [a, b]) assert.deepEqual(fdFlags(fd), { nonBlocking: true, cloexec: true });
+    assert.deepEqual(native.describeSocket(a), { family: 'unix', type: 'stream', listening: false });
+    const buf = Buffer.alloc(16);
+    assert.equal(native.read(a, buf, 0, buf.length), -EAGAIN);
+    send(a, 'to b');
+    assert.equal((await readExactly(b, 4)).toString(), 'to b');
+    send(b, 'to a');
+    assert.equal((await readExactly(a, 4)).toString(), 'to a');
+    closeFd(b);
+    assert.equal(native.read(a, buf, 0, buf.length), 0);
+  });
+
+  test('setNonBlocking() sets O_NONBLOCK and FD_CLOEXEC on a descriptor made elsewhere; -EBADF on a closed one', { skip: process.platform !== 'linux' && 'reads /proc' }, () => {
+    const fd = openSync('/dev/null', 'r');
+    try {
+      assert.equal(fdFlags(fd).nonBlocking, false);
+      assert.equal(native.setNonBlocking(fd), 0);
+      assert.deepEqual(fdFlags(fd), { nonBlocking: true, cloexec: true });
+    } finally {
+      closeSync(fd);
+    }
+    assert.equal(native.setNonBlocking(fd), -EBADF);
+  });
+
+  test('describeSocket() tells a listening TCP socket from an accepted one, a unix socket and a file', async () => {
+    const { listenFd, server } = await pair();
+    assert.deepEqual(native.describeSocket(listenFd), { family: 'IPv4', type: 'stream', listening: true });
+    assert.deepEqual(native.describeSocket(server), { family: 'IPv4', type: 'stream', listening: false });
+    const v6 = track(native.listen('::1', 0, 0, false));
+    assert.deepEqual(native.describeSocket(v6), { family: 'IPv6', type: 'stream', listening: true });
+    const file = openSync(fileURLToPath(import.meta.url), 'r');
+    try {
+      assert.throws(() => native.describeSocket(file), expectErrno('ENOTSOCK'));
+    } finally {
+      closeSync(file);
+    }
+  });
+
+  test('getsockopt() returns the value and throws on failure instead of returning -errno', async () => {
+    const { client } = await pair();
+    assert.equal(native.getsockopt(client, native.sockopt.SOL_SOCKET, native.sockopt.SO_ACCEPTCONN), 0);
+    assert.ok(native.getsockopt(client, native.sockopt.SOL_SOCKET, native.sockopt.SO_SNDBUF) > 0);
+    const closed = track(native.dup(client));
+    closeFd(closed);
+    assert.throws(() => native.getsockopt(closed, native.sockopt.SOL_SOCKET, native.sockopt.SO_SNDBUF), (error: NodeJS.ErrnoException) => {
+      assert.equal(error.code, 'EBADF');
+      assert.equal(error.syscall, 'getsockopt');
+      return true;
+    });
+  });
+
+  test('disown() and adopt() move ownership; adopt() refuses a closed descriptor', () => {
+    const [a, b] = native.socketpair().map(track);
+    assert.equal(native.disown(a), true);
+    assert.equal(native.disown(a), false);
+    native.adopt(a);
+    assert.equal(native.disown(a), true);
+    native.adopt(a);
+    closeFd(b);
+    assert.equal(native.disown(b), false, 'close() ends ownership');
+    assert.throws(() => native.adopt(b), expectErrno('EBADF'));
+  });
+});
+
+describe(`interest bits and capabilities (${native.backend})`, () => {
+  const epoll = native.backend === 'epoll';
+
+  test('capabilities say what the backend honours, and kernel holds its own constants', () => {
+    const caps = native.capabilities;
+    assert.equal(caps.exclusive, epoll);
+    assert.equal(caps.noRdhup, epoll);
+    assert.equal(caps.dispatch, true);
+    assert.equal(caps.oneshotFlag, epoll ? 'EPOLLONESHOT' : 'EV_ONESHOT');
+    assert.equal(caps.dispatchFlag, epoll ? 'EPOLLONESHOT' : 'EV_DISPATCH');
+    assert.equal(caps.interest, epoll ? 127 : 127 & ~(EXCLUSIVE | NO_RDHUP));
+    assert.ok(Object.isFrozen(native.kernel));
+    if (epoll) {
+      assert.equal(native.kernel.EPOLLIN, 0x001);
+      assert.equal(native.kernel.EPOLLRDHUP, 0x2000);
+      assert.equal(native.kernel.EPOLLEXCLUSIVE, 0x1000_0000);
+      assert.equal(native.kernel.EPOLLET, 0x8000_0000);
+    } else {
+      assert.equal(native.kernel.EVFILT_READ, -1);
+      assert.equal(native.kernel.EVFILT_WRITE, -2);
+      assert.equal(native.kernel.EV_EOF, 0x8000);
+      assert.equal(native.kernel.EV_DISPATCH, 0x0080);
+    }
+  });
+
+  test('an interest with neither READABLE nor WRITABLE, ONESHOT with DISPATCH, or EXCLUSIVE with either, is refused on every backend', async () => {
+    const { server } = await pair();
+    const poller = newPoller();
+    const invalid = (error: Error) => error instanceof RangeError && /interest/.test(error.message);
+    assert.throws(() => poller.add(server, 1, 0), invalid);
+    assert.throws(() => poller.add(server, 1, EDGE), invalid);
+    assert.throws(() => poller.add(server, 1, READABLE | ONESHOT | DISPATCH), invalid);
+    assert.throws(() => poller.add(server, 1, READABLE | EXCLUSIVE | ONESHOT), invalid);
+    assert.throws(() => poller.add(server, 1, 128), RangeError);
+    poller.add(server, 1, READABLE);
+    assert.throws(() => poller.modify(server, 1, EDGE), invalid);
+  });
+
+  test('the Poll layer names the new bits and passes them through', () => {
+    assert.equal(describeInterest(READABLE | EDGE | DISPATCH), 'READABLE|edge|dispatch');
+    assert.equal(describeInterest(READABLE | Option.EXCLUSIVE | Option.NO_RDHUP), 'READABLE|level|exclusive|no-rdhup');
+    assert.equal(Trigger.EDGE_DISPATCH, EDGE | DISPATCH);
+  });
+
+  test('a bit the backend cannot honour throws ENOTSUP, never silently ignored', { skip: epoll && 'epoll honours every bit' }, async () => {
+    const { server } = await pair();
+    const poller = newPoller();
+    for (const bit of [EXCLUSIVE, NO_RDHUP]) {
+      assert.throws(() => poller.add(server, 1, READABLE | bit), (error: NodeJS.ErrnoException) => {
+        assert.equal(error.code, 'ENOTSUP');
+        assert.match(error.message, /capabilities/);
+        return true;
+      });
+    }
+  });
+
+  test('NO_RDHUP: a FIN shows as READABLE alone, and READ_CLOSED only when read() returns 0; without it, READ_CLOSED comes with the FIN', { skip: !epoll && 'kqueue always reports EV_EOF' }, async () => {
+    const plain = await pair();
+    const quiet = await pair();
+    const poller = newPoller();
+    poller.add(plain.server, 1, READABLE);
+    poller.add(quiet.server, 2, READABLE | NO_RDHUP);
+    assert.equal(native.shutdown(plain.client, 1), 0);
+    assert.equal(native.shutdown(quiet.client, 1), 0);
+    await sleep(20);
+    const events = waitEvents(poller, 1000);
+    assert.equal(flagsFor(events, 1), EV_READABLE | EV_READ_CLOSED);
+    assert.equal(flagsFor(events, 2), EV_READABLE);
+    const raw = events.find((e) => e.token === 2)!.raw;
+    assert.equal(raw & native.kernel.EPOLLRDHUP, 0);
+    assert.equal(raw & native.kernel.EPOLLIN, native.kernel.EPOLLIN);
+    assert.equal(native.read(quiet.server, Buffer.alloc(8), 0, 8), 0);
+  });
+
+  test('EXCLUSIVE registers with add() and reports a connection; modify() of it is the kernel\'s EINVAL', { skip: !epoll && 'epoll only' }, async () => {
+    const listenFd = track(native.listen('127.0.0.1', 0, 0, false));
+    const poller = newPoller();
+    // Accepted at all only because EXCLUSIVE leaves EPOLLRDHUP out: the kernel refuses the pair.
+    poller.add(listenFd, 9, READABLE | EXCLUSIVE);
+    track(native.connect('127.0.0.1', native.localAddress(listenFd).port));
+    const events = waitEvents(poller, 1000);
+    assert.equal(flagsFor(events, 9), EV_READABLE);
+    assert.throws(() => poller.modify(listenFd, 9, READABLE | EXCLUSIVE), (error: NodeJS.ErrnoException) => error.code === 'EINVAL' && error.syscall === 'epoll_ctl');
+  });
+
+  for (const [name, bit] of [['ONESHOT', ONESHOT], ['DISPATCH', DISPATCH]] as const) {
+    for (const trigger of [0, EDGE]) {
+      test(`${name}${trigger ? ' (edge)' : ''}: one event, then silence with data still waiting, until modify() re-arms it`, async () => {
+        const { client, server } = await pair();
+        const poller = newPoller();
+        poller.add(server, 5, READABLE | bit | trigger);
+        send(client, 'one');
+        await sleep(10);
+        assert.equal(flagsFor(waitEvents(poller, 1000), 5) & EV_READABLE, EV_READABLE);
+        send(client, 'two');
+        await sleep(10);
+        assert.deepEqual(waitEvents(poller, 50), [], 'disarmed after one event');
+        poller.modify(server, 6, READABLE | bit | trigger);
+        assert.equal(flagsFor(waitEvents(poller, 1000), 6) & EV_READABLE, EV_READABLE);
+        assert.deepEqual(waitEvents(poller, 50), [], 'disarmed again');
+        assert.equal(readAll(server), 'onetwo');
+      });
+    }
+  }
 });

@@ -3,7 +3,7 @@
 // every call and event, and checks that fail the run when the kernel did not do what the
 // experiment claims. No mocks: the point is to watch the kernel.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { native } from '../native/binding.js';
+import { errno, native } from '../native/binding.js';
 import { Events, Poll, Trigger, type Interest } from '../poll/index.js';
 import { createTimeline, type Timeline, type TraceFormat } from '../trace/timeline.js';
 
@@ -36,7 +36,7 @@ export interface Pair {
   server: number;
 }
 
-const { EAGAIN, EINTR } = native.errno;
+const { EAGAIN, EINTR } = errno;
 
 export class Lab {
   readonly backend = native.backend;

@@ -4,48 +4,25 @@
 // Exceptions are for programming errors and for calls a loop never retries (register on a
 // closed fd, listen on a busy port): those throw a SystemError-like Error with
 // `code` ('EADDRINUSE'), `errno` (positive number) and `syscall` ('bind').
+// Importing this module loads nothing: the addon loads on first use of `native` (or
+// loadNative()), and a missing one is a single MOB_NO_ADDON error saying how to build it.
 import { createRequire } from 'node:module';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ErrnoConstants } from './constants.js';
 
-/** Interest and mode bits for Poller.add / Poller.modify. */
-export const InterestBits = {
-  READABLE: 1,
-  WRITABLE: 2,
-  /** Edge-triggered (EPOLLET / EV_CLEAR); level-triggered when absent. */
-  EDGE: 4,
-  /** Disarm after one event until modify() re-arms it (EPOLLONESHOT / EV_ONESHOT). */
-  ONESHOT: 8,
-} as const;
-
-/** Readiness bits written in the `flags` word of each event (mio's mapping). */
-export const EventBits = {
-  READABLE: 1,
-  WRITABLE: 2,
-  /** The peer will send no more: EPOLLHUP, EPOLLIN|EPOLLRDHUP, EV_EOF on EVFILT_READ. */
-  READ_CLOSED: 4,
-  /** We can send no more: EPOLLHUP, EPOLLOUT|EPOLLERR, EV_EOF on EVFILT_WRITE. */
-  WRITE_CLOSED: 8,
-  /** EPOLLERR, EV_ERROR, or EV_EOF carrying a socket error in fflags. */
-  ERROR: 16,
-} as const;
-
-/**
- * Layout of one event in the caller's Uint32Array (EVENT_STRIDE words per event):
- *   [0] token low 32 bits, [1] token high 32 bits (token = lo + hi * 2**32),
- *   [2] EventBits, [3] raw backend bits (epoll: `events`; kqueue: (flags << 16) | (filter & 0xffff)),
- *   [4] kqueue `data` clamped to 0..2**32-1 (bytes readable / unsent bytes / errno); 0 on epoll.
- */
-export const EVENT_STRIDE = 5;
-
-/** Tokens are integers in 0..MAX_TOKEN: they cross into JS as numbers without loss. */
-export const MAX_TOKEN = Number.MAX_SAFE_INTEGER;
+// The constants need no addon; they are re-exported here so that the contract reads in one place.
+export { InterestBits, EventBits, EVENT_STRIDE, TWO_POW_32, MAX_TOKEN, errno, type ErrnoConstants } from './constants.js';
 
 export interface Poller {
   /** The epoll/kqueue descriptor itself, or -1 once closed. */
   readonly fd: number;
-  /** Throws on failure (EBADF, EEXIST, ENOENT...). token must be an integer in 0..MAX_TOKEN. */
+  /**
+   * Throws on failure (EBADF, EEXIST, ENOENT...). token must be an integer in 0..MAX_TOKEN.
+   * interest must include READABLE or WRITABLE (RangeError otherwise, on both backends);
+   * a bit the backend cannot honour (see capabilities) throws ENOTSUP, never ignored.
+   */
   add(fd: number, token: number, interest: number): void;
   modify(fd: number, token: number, interest: number): void;
   /** Deregisters; ENOENT (already gone) is not an error. */
@@ -66,8 +43,32 @@ export interface Poller {
   /** Whether the libuv watcher keeps the process alive (default: it does). */
   ref(): void;
   unref(): void;
-  /** Stops the watcher and closes the poller fd. Idempotent. */
+  /** Stops the watcher and closes the poller fd. Idempotent. A poller still open when its
+   *  environment (a worker) ends is closed then, libuv handle included. */
   close(): void;
+}
+
+/** What this backend honours of InterestBits: add/modify throw ENOTSUP for the rest. */
+export interface Capabilities {
+  /** The InterestBits accepted, as a mask. */
+  readonly interest: number;
+  /** EXCLUSIVE: epoll (EPOLLEXCLUSIVE); kqueue has no counterpart. */
+  readonly exclusive: boolean;
+  /** NO_RDHUP: epoll; kqueue always reports EV_EOF. */
+  readonly noRdhup: boolean;
+  /** DISPATCH: EV_DISPATCH on kqueue, EPOLLONESHOT on epoll (dispatchFlag). */
+  readonly dispatch: boolean;
+  /** The kernel flags behind ONESHOT and DISPATCH. */
+  readonly oneshotFlag: 'EPOLLONESHOT' | 'EV_ONESHOT';
+  readonly dispatchFlag: 'EPOLLONESHOT' | 'EV_DISPATCH';
+}
+
+/** A descriptor's kind, for taking over one made elsewhere (--listen-fd, LISTEN_FDS). */
+export interface SocketDescription {
+  family: 'IPv4' | 'IPv6' | 'unix' | 'other';
+  type: 'stream' | 'datagram' | 'other';
+  /** SO_ACCEPTCONN: listen() was called on it. */
+  listening: boolean;
 }
 
 export interface SocketAddress {
@@ -83,6 +84,28 @@ export interface NativeBinding {
   readonly napiVersion: number;
   readonly EVENT_STRIDE: number;
   Poller: new () => Poller;
+  readonly capabilities: Capabilities;
+  /**
+   * The backend's own constants, by their C names, with the values of the headers the
+   * addon was built against, so tools name raw bits without re-encoding them. epoll:
+   * EPOLLIN, EPOLLPRI, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLRDNORM, EPOLLRDBAND, EPOLLWRNORM,
+   * EPOLLWRBAND, EPOLLMSG, EPOLLRDHUP, EPOLLEXCLUSIVE, EPOLLWAKEUP, EPOLLONESHOT, EPOLLET
+   * (all unsigned). kqueue: EV_ADD, EV_DELETE, EV_ENABLE, EV_DISABLE, EV_ONESHOT, EV_CLEAR,
+   * EV_RECEIPT, EV_DISPATCH, EV_ERROR, EV_EOF (flags) and EVFILT_READ, EVFILT_WRITE
+   * (negative filters). Raw event words (Events.raw) are made of these.
+   */
+  readonly kernel: Readonly<Record<string, number>>;
+
+  // --- ownership: every descriptor made here (listen, connect, accept, socketpair, dup)
+  // belongs to the environment (main thread or worker) that made it, and is closed when
+  // that environment ends unless close() or disown() came first. Close them with close(),
+  // never fs.closeSync(): the environment would still own the number and, at teardown, close
+  // whatever descriptor reuses it. -------------------------------------------------------
+  /** This environment stops owning fd (e.g. it is handed to a worker); whether it did. */
+  disown(fd: number): boolean;
+  /** This environment owns fd from now on (one handed over by another thread, or inherited).
+   *  Throws EBADF if fd is not open. */
+  adopt(fd: number): void;
 
   // --- sockets: descriptors are non-blocking and close-on-exec -------------------------
   /** TCP listen on an IPv4 or IPv6 literal. SO_REUSEADDR always; SO_REUSEPORT if asked;
@@ -93,6 +116,10 @@ export interface NativeBinding {
   connect(host: string, port: number): number;
   /** Accepted fd (non-blocking, close-on-exec; accept4 on Linux), or -errno (-EAGAIN). */
   accept(listenFd: number): number;
+  /** A connected AF_UNIX stream pair, both ends non-blocking and close-on-exec. Throws. */
+  socketpair(): [number, number];
+  /** getsockname's family, SO_TYPE and SO_ACCEPTCONN. Throws (ENOTSOCK for a file or pipe). */
+  describeSocket(fd: number): SocketDescription;
   /** Bytes read into buf[offset, offset+length), 0 at end of stream, or -errno. */
   read(fd: number, buf: Uint8Array, offset: number, length: number): number;
   /** Bytes written from buf[offset, offset+length), or -errno. Never raises SIGPIPE. */
@@ -107,7 +134,7 @@ export interface NativeBinding {
   writeEach(fds: Int32Array, count: number, buf: Uint8Array, offset: number, length: number, results: Int32Array): void;
   /** how: 0 = SHUT_RD, 1 = SHUT_WR, 2 = SHUT_RDWR. Returns 0 or -errno. */
   shutdown(fd: number, how: number): number;
-  /** Returns 0 or -errno. */
+  /** Returns 0 or -errno; the descriptor is gone (and no longer owned) either way. */
   close(fd: number): number;
   /** dup() keeping close-on-exec (F_DUPFD_CLOEXEC). Returns fd or -errno. */
   dup(fd: number): number;
@@ -117,8 +144,9 @@ export interface NativeBinding {
   setNoDelay(fd: number, on: boolean): number;
   /** SO_LINGER {on, seconds}: on with 0 seconds makes close() send RST. */
   setLinger(fd: number, on: boolean, seconds: number): number;
-  /** Integer socket options; constants below. Return 0 / the value, or -errno. */
+  /** Integer socket option; constants below. Returns 0 or -errno. */
   setsockopt(fd: number, level: number, option: number, value: number): number;
+  /** Integer socket option's value (which may be negative). Throws on failure. */
   getsockopt(fd: number, level: number, option: number): number;
   /** Pending socket error (SO_ERROR) as a positive errno, 0 if none, or -errno on failure. */
   socketError(fd: number): number;
@@ -138,16 +166,14 @@ export interface NativeBinding {
   setFdLimit(soft: number): number;
   /** Name of an errno value ('ECONNRESET'), or 'E<number>' if unknown. */
   errnoName(errno: number): string;
-  /** Positive errno values, by name, that a loop branches on. */
-  readonly errno: Readonly<{
-    EAGAIN: number; EINTR: number; ECONNRESET: number; EPIPE: number; EMFILE: number;
-    ENFILE: number; ENOBUFS: number; ENOMEM: number; ECONNABORTED: number; EINPROGRESS: number;
-    ENOENT: number; EBADF: number; ENOTCONN: number; ETIMEDOUT: number;
-  }>;
+  /** Positive errno values, by name, that a loop branches on (also `errno` in constants.ts,
+   *  which needs no addon). */
+  readonly errno: ErrnoConstants;
   /** setsockopt levels and options (platform values). */
   readonly sockopt: Readonly<{
     SOL_SOCKET: number; SO_RCVBUF: number; SO_SNDBUF: number; SO_REUSEADDR: number;
-    SO_REUSEPORT: number; SO_KEEPALIVE: number; IPPROTO_TCP: number; TCP_NODELAY: number;
+    SO_REUSEPORT: number; SO_KEEPALIVE: number; SO_ACCEPTCONN: number; SO_TYPE: number;
+    IPPROTO_TCP: number; TCP_NODELAY: number;
   }>;
 }
 
@@ -160,12 +186,15 @@ export interface LoadedBinding {
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-function load(): LoadedBinding {
-  const require = createRequire(import.meta.url);
+const require = createRequire(import.meta.url);
+
+/** Where the addon node-gyp-build would load (MOB_PREBUILD honoured), without loading it:
+ *  for a worker or child process that must load it itself. Throws MOB_NO_ADDON. */
+export function resolveAddonPath(): string {
   const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
-  let path: string;
   try {
-    path = nodeGypBuild.resolve(packageRoot);
+    // MOB_PREBUILD=build-asan comes back relative, which require() would take for a package name.
+    return resolvePath(nodeGypBuild.resolve(packageRoot));
   } catch (cause) {
     const error = new Error(
       `mob: no native addon for ${process.platform}-${process.arch} (node ${process.version}) in ${process.env.MOB_PREBUILD ?? packageRoot}; ` +
@@ -175,8 +204,10 @@ function load(): LoadedBinding {
     (error as Error & { code: string }).code = 'MOB_NO_ADDON';
     throw error;
   }
-  // MOB_PREBUILD=build-asan comes back relative, which require() would take for a package name.
-  path = resolvePath(path);
+}
+
+function load(): LoadedBinding {
+  const path = resolveAddonPath();
   let binding: NativeBinding;
   try {
     binding = require(path) as NativeBinding;
@@ -225,10 +256,51 @@ function whyNotLoadable(path: string, cause: unknown): string {
 
 let loaded: LoadedBinding | undefined;
 
-/** The addon, loaded once (node-gyp-build: a prebuild if present, else build/Release). */
+/** The addon, loaded once (node-gyp-build: a prebuild if present, else build/Release), with
+ *  where it came from. Throws MOB_NO_ADDON (with how to build it) when there is none. */
 export function loadBinding(): LoadedBinding {
   loaded ??= load();
   return loaded;
 }
 
-export const native: NativeBinding = loadBinding().binding;
+/** The addon's own exports object, loading it on first call. Hot paths hold what it returns. */
+export function loadNative(): NativeBinding {
+  return loadBinding().binding;
+}
+
+// Every member of NativeBinding, checked by the compiler both ways (a missing or an extra
+// key fails to type-check), and against the loaded addon by test/native.test.ts.
+const BINDING_KEYS: Record<keyof NativeBinding, true> = {
+  backend: true, napiVersion: true, EVENT_STRIDE: true, Poller: true, capabilities: true,
+  kernel: true, disown: true, adopt: true, socketpair: true, setNonBlocking: true,
+  describeSocket: true, listen: true, connect: true, accept: true, read: true, write: true, writev: true, writeEach: true,
+  shutdown: true, close: true, dup: true, setNoDelay: true, setLinger: true, setsockopt: true,
+  getsockopt: true, socketError: true, localAddress: true, peerAddress: true, bytesReadable: true,
+  bytesUnsent: true, trimMemory: true, getFdLimit: true, setFdLimit: true, errnoName: true, errno: true, sockopt: true,
+};
+
+/** The members `native` must forward: the test compares them with the addon's exports. */
+export const bindingKeys: readonly (keyof NativeBinding)[] = Object.keys(BINDING_KEYS) as (keyof NativeBinding)[];
+
+// `native` starts empty over a prototype of getters. The first member read loads the addon
+// and copies every member onto `native` itself as plain read-only data, which shadows the
+// getters: from then on `native.read` is an ordinary property load, as fast as on the
+// addon's own object, and importing this module (or anything that imports it) never loads
+// the addon by itself (#10).
+const lazyMembers: object = Object.create(null);
+for (const key of bindingKeys) {
+  Object.defineProperty(lazyMembers, key, {
+    get(this: NativeBinding) {
+      const binding = loadNative();
+      if (this === native) {
+        for (const member of bindingKeys) {
+          Object.defineProperty(native, member, { value: binding[member], enumerable: true });
+        }
+      }
+      return binding[key];
+    },
+  });
+}
+
+/** The addon, loaded on first use of any member. */
+export const native: NativeBinding = Object.create(lazyMembers) as NativeBinding;

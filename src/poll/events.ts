@@ -1,4 +1,4 @@
-import { EventBits, EVENT_STRIDE } from '../native/binding.js';
+import { EventBits, EVENT_STRIDE, TWO_POW_32 } from '../native/constants.js';
 import type { Token } from './token.js';
 
 export const Ready = {
@@ -8,8 +8,6 @@ export const Ready = {
   WRITE_CLOSED: EventBits.WRITE_CLOSED,
   ERROR: EventBits.ERROR,
 } as const;
-
-const TWO_POW_32 = 0x1_0000_0000;
 
 /**
  * A batch of readiness events in one reusable Uint32Array (mio's `Events`). Read them by
@@ -52,12 +50,6 @@ export class Events {
   data(i: number): number {
     return this.words[i * EVENT_STRIDE + 4]!;
   }
-
-  isReadable(i: number): boolean { return (this.flags(i) & EventBits.READABLE) !== 0; }
-  isWritable(i: number): boolean { return (this.flags(i) & EventBits.WRITABLE) !== 0; }
-  isReadClosed(i: number): boolean { return (this.flags(i) & EventBits.READ_CLOSED) !== 0; }
-  isWriteClosed(i: number): boolean { return (this.flags(i) & EventBits.WRITE_CLOSED) !== 0; }
-  isError(i: number): boolean { return (this.flags(i) & EventBits.ERROR) !== 0; }
 }
 
 export function describeReady(flags: number): string {

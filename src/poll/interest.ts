@@ -1,4 +1,4 @@
-import { InterestBits } from '../native/binding.js';
+import { InterestBits } from '../native/constants.js';
 
 /** What readiness a registration asks for (mio's `Interest`). Combine with `|`. */
 export const Interest = {
@@ -8,14 +8,24 @@ export const Interest = {
 } as const;
 export type Interest = number;
 
-/** How readiness is delivered. mio is edge-triggered only; mob exposes all three to study them. */
+/** How readiness is delivered. mio is edge-triggered only; mob exposes them all to study them. */
 export const Trigger = {
   LEVEL: 0,
   EDGE: InterestBits.EDGE,
   ONESHOT: InterestBits.ONESHOT,
   EDGE_ONESHOT: InterestBits.EDGE | InterestBits.ONESHOT,
+  /** EV_DISPATCH on kqueue, EPOLLONESHOT on epoll: disabled, not deleted, after one event. */
+  DISPATCH: InterestBits.DISPATCH,
+  EDGE_DISPATCH: InterestBits.EDGE | InterestBits.DISPATCH,
 } as const;
 export type Trigger = number;
+
+/** Backend-specific options, OR-ed into the interest; a backend without one throws ENOTSUP
+ *  (NativeBinding.capabilities says which it has). */
+export const Option = {
+  EXCLUSIVE: InterestBits.EXCLUSIVE,
+  NO_RDHUP: InterestBits.NO_RDHUP,
+} as const;
 
 export function describeInterest(bits: number): string {
   const parts: string[] = [];
@@ -23,5 +33,8 @@ export function describeInterest(bits: number): string {
   if (bits & InterestBits.WRITABLE) parts.push('WRITABLE');
   parts.push(bits & InterestBits.EDGE ? 'edge' : 'level');
   if (bits & InterestBits.ONESHOT) parts.push('oneshot');
+  if (bits & InterestBits.DISPATCH) parts.push('dispatch');
+  if (bits & InterestBits.EXCLUSIVE) parts.push('exclusive');
+  if (bits & InterestBits.NO_RDHUP) parts.push('no-rdhup');
   return parts.join('|');
 }

@@ -1,4 +1,4 @@
-import { native, type NativeBinding, type Poller } from '../native/binding.js';
+import { loadNative, type NativeBinding, type Poller } from '../native/binding.js';
 import { Trigger, type Interest } from './interest.js';
 import type { Events } from './events.js';
 import type { Token } from './token.js';
@@ -40,13 +40,9 @@ export class Poll {
   readonly registry: Registry;
   private readonly poller: Poller;
 
-  constructor(binding: NativeBinding = native) {
+  constructor(binding: NativeBinding = loadNative()) {
     this.poller = new binding.Poller();
     this.registry = new Registry(this.poller);
-  }
-
-  static get backend(): 'epoll' | 'kqueue' {
-    return native.backend;
   }
 
   get fd(): number {

@@ -1,4 +1,4 @@
-import { MAX_TOKEN } from '../native/binding.js';
+import { MAX_TOKEN, TWO_POW_32 } from '../native/constants.js';
 
 /**
  * A registration's identity, handed back with every event (epoll data.u64, kqueue udata).
@@ -7,13 +7,7 @@ import { MAX_TOKEN } from '../native/binding.js';
 export type Token = number;
 export { MAX_TOKEN };
 
-const TWO_POW_32 = 0x1_0000_0000;
-
 /** A token built from a slot index (low 32 bits) and a generation (high 21 bits). */
 export function makeToken(slot: number, generation: number): Token {
   return generation * TWO_POW_32 + slot;
-}
-
-export function isToken(value: number): value is Token {
-  return Number.isSafeInteger(value) && value >= 0;
 }

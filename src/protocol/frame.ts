@@ -1,8 +1,8 @@
 // mob's wire format (hjr3/mob): an 8-byte big-endian unsigned length, then that many bytes.
 // Shared by both engines and the client, so all three agree on what a frame is.
+import { TWO_POW_32 } from '../native/constants.js';
 
 export const HEADER_BYTES = 8;
-const TWO_POW_32 = 0x1_0000_0000;
 
 /**
  * The length prefix at buf[offset..offset+8). Exact up to 2**53; a larger prefix comes back

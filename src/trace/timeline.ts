@@ -2,7 +2,7 @@
 // the order it did it, with time since the start. Text is for people; JSON lines (`--trace=json`)
 // carry the same facts under stable field names for tools.
 import { performance } from 'node:perf_hooks';
-import { native } from '../native/binding.js';
+import { native, TWO_POW_32 } from '../native/binding.js';
 import { describeInterest, describeReady } from '../poll/index.js';
 import type { LoopTracer, TracedCall } from '../server/tracer.js';
 import { describeRawEvent, describeRegistration, type Backend } from './kernel.js';
@@ -25,7 +25,6 @@ export interface TimelineOptions {
   clock?: () => number;
 }
 
-const TWO_POW_32 = 0x1_0000_0000;
 
 export function createTimeline(format: TraceFormat, write: (line: string) => void, options: TimelineOptions = {}): Timeline {
   return new TimelineWriter(format, write, options.backend ?? native.backend, options.clock ?? (() => performance.now()));

@@ -1,11 +1,10 @@
-import { native } from '../../native/binding.js';
+import { native, TWO_POW_32 } from '../../native/binding.js';
 import { Interest, Ready, Trigger, describeReady } from '../../poll/index.js';
 import { Slab, type Slotted } from '../../server/native/slab.js';
 import type { Poll } from '../../poll/index.js';
 import type { Lab, LabEvent } from '../harness.js';
 import type { Experiment } from '../harness.js';
 
-const TWO_POW_32 = 0x1_0000_0000;
 
 class Conn implements Slotted {
   slot = -1;

@@ -4,7 +4,7 @@
 // (one addon crossing for all of them). Receivers that cannot keep up hold regions of the
 // broadcast buffers and ask for WRITABLE until they drain.
 import { openSync, closeSync } from 'node:fs';
-import { native } from '../../native/binding.js';
+import { errno, native } from '../../native/binding.js';
 import { Events, Interest, Poll, Ready, Trigger, describeReady, type Registry } from '../../poll/index.js';
 import { FrameScan, scanFrames } from '../../protocol/frame.js';
 import type { Logger } from '../../log.js';
@@ -12,7 +12,7 @@ import {
   describeClose, DoomList, emptyStats, failureReason, HalfClosedClients, recordClose, recordRejected, shedInput,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
-import { Relays, type FanoutHost, type Relay } from '../fanout.js';
+import { deliveredFrames, dropAll, Relays, type FanoutHost, type Relay } from '../fanout.js';
 import { Reclaimer } from '../reclaim.js';
 import { Shutdown, type WindDown } from '../shutdown.js';
 import type { LoopTracer } from '../tracer.js';
@@ -36,7 +36,7 @@ export const READ_BUDGET = 256 * 1024;
 /** How soon accept is tried again after a failure that left connections queued. */
 const ACCEPT_RETRY_MS = 100;
 
-const { EAGAIN, EINTR, EMFILE, ENFILE, ECONNABORTED } = native.errno;
+const { EAGAIN, EINTR, EMFILE, ENFILE, ECONNABORTED } = errno;
 const READ_BITS = Ready.READABLE | Ready.READ_CLOSED | Ready.ERROR;
 const SHUT_WR = 1;
 
@@ -123,11 +123,10 @@ export class NativeServer implements MobServer, FanoutHost {
   // --- the fan-out seam (fanout.ts) ----------------------------------------------------
 
   deliver(frames: Buffer, start: number, end: number): void {
-    const scan = scanFrames(frames, start, end, Number.MAX_SAFE_INTEGER, this.scan);
-    if (scan.end !== end) throw new RangeError(`deliver: bytes ${scan.end}..${end} are not whole frames`);
+    const count = deliveredFrames(frames, start, end, this.scan);
     // Input is thrown away during shutdown (shutdown.ts); so is what comes from elsewhere.
-    if (this.shutdown.active || scan.frames === 0) return;
-    this.broadcast(frames, start, end, scan.frames, false);
+    if (this.shutdown.active || count === 0) return;
+    this.broadcast(frames, start, end, count, false);
     this.removeDoomed();
   }
 
@@ -140,9 +139,7 @@ export class NativeServer implements MobServer, FanoutHost {
   }
 
   dropAllClients(reason: string): void {
-    const live = [...this.slab.live];
-    if (live.length > 0) this.log.warn(`disconnecting all ${live.length} client(s): frames lost upstream: ${reason}`);
-    for (const conn of live) this.remove(conn, { kind: 'upstream-lost', reason });
+    dropAll(this.slab.live, reason, this.log, (conn, why) => this.remove(conn, why));
   }
 
   /** A batch of local frames leaves through here: to the relays, then to every local client.

@@ -19,14 +19,14 @@
 // Batches leave and arrive through the fan-out seam (fanout.ts), and shutdown follows the same
 // steps as the native engine's (shutdown.ts).
 import { createServer, type Server, type Socket } from 'node:net';
-import { FrameAssembler, FrameScan, nextFrame, scanFrames } from '../../protocol/frame.js';
+import { FrameAssembler, FrameScan, nextFrame } from '../../protocol/frame.js';
 import type { Logger } from '../../log.js';
 import { fitConnLimit } from '../fdlimit.js';
 import {
   DoomList, emptyStats, failureReason, HalfClosedClients, recordClose, recordRejected, shedInput,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
-import { Relays, type FanoutHost, type Relay } from '../fanout.js';
+import { deliveredFrames, dropAll, Relays, type FanoutHost, type Relay } from '../fanout.js';
 import { Reclaimer } from '../reclaim.js';
 import { Shutdown, type WindDown } from '../shutdown.js';
 import { unsentBytes } from './unsent.js';
@@ -130,10 +130,9 @@ export class UvServer implements MobServer, FanoutHost {
   // --- the fan-out seam (fanout.ts) ----------------------------------------------------
 
   deliver(frames: Buffer, start: number, end: number): void {
-    const scan = scanFrames(frames, start, end, Number.MAX_SAFE_INTEGER, this.scan);
-    if (scan.end !== end) throw new RangeError(`deliver: bytes ${scan.end}..${end} are not whole frames`);
-    if (this.shutdown.active || scan.frames === 0) return;
-    this.broadcast(start === 0 && end === frames.length ? frames : frames.subarray(start, end), scan.frames);
+    const count = deliveredFrames(frames, start, end, this.scan);
+    if (this.shutdown.active || count === 0) return;
+    this.broadcast(start === 0 && end === frames.length ? frames : frames.subarray(start, end), count);
     this.removeDoomed();
   }
 
@@ -146,10 +145,9 @@ export class UvServer implements MobServer, FanoutHost {
   }
 
   dropAllClients(reason: string): void {
-    const live = [...this.live];
-    if (live.length > 0) this.log.warn(`disconnecting all ${live.length} client(s): frames lost upstream: ${reason}`);
-    for (const conn of live) this.drop(conn, { kind: 'upstream-lost', reason });
+    dropAll(this.live, reason, this.log, (conn, why) => this.drop(conn, why));
   }
+
 
   // --- accept ------------------------------------------------------------------------
 
