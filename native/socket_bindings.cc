@@ -3,6 +3,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <cerrno>
 #include <cstdio>
@@ -411,6 +414,16 @@ Napi::Value PeerAddress(const Napi::CallbackInfo& info) {
   return AddressCall<sockets::PeerAddress>(info, "getpeername");
 }
 
+// glibc keeps freed heap memory for reuse instead of returning it: after clients that held
+// hundreds of MiB of partial frames leave, RSS stays up until malloc_trim (issue #9).
+Napi::Value TrimMemory(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 Napi::Value GetFdLimit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint64_t soft = 0;
@@ -521,6 +534,7 @@ bool DefineSocketBindings(Napi::Env env, Napi::Object exports, EnvOwner* owner) 
       P::Function(env, exports, "bytesReadable", FdCall<sockets::BytesReadable>, kEnumerable),
       P::Function(env, exports, "bytesUnsent", FdCall<sockets::BytesUnsent>, kEnumerable),
       P::Function(env, exports, "getFdLimit", GetFdLimit, kEnumerable),
+      P::Function(env, exports, "trimMemory", TrimMemory, kEnumerable),
       P::Function(env, exports, "setFdLimit", SetFdLimit, kEnumerable),
       P::Function(env, exports, "errnoName", ErrnoNameOf, kEnumerable),
       P::Value("errno", errno_constants, kEnumerable),

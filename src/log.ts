@@ -1,7 +1,8 @@
 // Leveled logging to stderr. MOB_LOG picks the threshold (error|warn|info|debug|trace);
-// callers on the hot path test `log.enabled(level)` (a number compare) before building a message.
-// MOB_LOG_FORMAT=json writes one JSON object per line (time, level, msg, then the fields) for log
-// collectors (#10); the default text lines carry the same facts in their message.
+// callers on the hot path test `log.debugEnabled` / `log.traceEnabled` (a number compare) before
+// building a message. MOB_LOG_FORMAT=json writes one JSON object per line (time, level, msg, then
+// the fields) for log collectors (#10); the default text lines carry the same facts in their
+// message.
 //
 // Lines a client can cause (a shed connection, a limit breach, a failing accept) go through a
 // RateLimit keyed by their reason: one line per reason per second, and a count of the rest, so
@@ -46,10 +47,6 @@ export class Logger {
     if (format !== wantedFormat) logger.warn(`MOB_LOG_FORMAT=${wantedFormat} is not one of ${FORMATS.join('|')}; using text`);
     if (!levelKnown) logger.warn(`MOB_LOG=${wanted} is not one of ${LEVELS.join('|')}; using info`);
     return logger;
-  }
-
-  enabled(level: Level): boolean {
-    return LEVELS.indexOf(level) <= this.threshold;
   }
 
   get traceEnabled(): boolean {

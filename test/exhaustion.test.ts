@@ -62,8 +62,9 @@ async function servedAgain(port: number, timeoutMs = 10_000): Promise<void> {
         return;
       }
     } finally {
-      a.destroy();
-      b.destroy();
+      // Resets: after a FIN alone a client stays a receiver (half-close) and keeps its descriptor.
+      a.socket.resetAndDestroy();
+      b.socket.resetAndDestroy();
     }
     if (Date.now() > deadline) throw new Error('the server never served new clients after the flood');
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -87,7 +88,7 @@ test('out of descriptors (EMFILE): the excess is shed at once, the server keeps 
       t.diagnostic(`round ${round}: ${clients.length} connections at RLIMIT_NOFILE ${nofile}: ${served} served, ${shed} shed, 0 left queued`);
       assert.equal(server.child.exitCode, null, 'the server is still up');
       assert.match(server.stderr(), /out of descriptors \(EMFILE\): closed \d+ queued connection/);
-      for (const c of clients) c.socket.destroy();
+      for (const c of clients) c.socket.resetAndDestroy();
       await servedAgain(server.port);
     }
   } finally {
@@ -142,9 +143,15 @@ test('no descriptor leaks: after churn with resets and mid-frame hang-ups, the f
           socket.resetAndDestroy(); // nothing, RST
         }
       }
+      // FIN alone leaves a client a receiver (half-close); these close for good once their FIN
+      // is out, which the server notices when it next writes to them.
+      for (const { socket, kind } of sockets) if (kind < 2) socket.once('finish', () => socket.destroy());
       await waitFor(() => sockets.every(({ socket }) => socket.closed), `wave ${wave}: every churn socket closed`);
     }
     await steady.waitFrames(1 + sent, 15_000);
+    // One more broadcast: the writes to the last wave's closed clients fail, and they go.
+    steady.send('sweep');
+    await steady.waitFrames(2 + sent, 15_000);
     await waitFor(() => fdCount(pid) === baseline, `the server's fd count to return to ${baseline} (now ${fdCount(pid)})`, 10_000);
     assert.equal(steady.closed, false);
     t.diagnostic(`300 churned connections (FIN, mid-frame FIN, mid-header RST, bare RST): server fds ${baseline} before, ${fdCount(pid)} after`);

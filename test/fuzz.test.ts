@@ -29,8 +29,9 @@ test('property (server): random frames written in random pieces arrive unchanged
             assert.deepEqual(got, bodies.map((b) => Buffer.from(b)));
             assert.equal(sender!.closed, false);
           } finally {
-            sender!.destroy();
-            receiver!.destroy();
+            // A reset, not a FIN: after a FIN a client stays a receiver (half-close).
+            sender!.socket.resetAndDestroy();
+            receiver!.socket.resetAndDestroy();
             await waitFor(() => server.connections === 0, 'the pair to be gone');
           }
         },
@@ -77,8 +78,9 @@ test('property (server): any bytes from a hostile client are relayed as frames o
           assert.equal(all.at(-1)!.toString(), 'after');
           assert.equal(bystander!.closed, false);
         } finally {
-          hostile!.destroy();
-          bystander!.destroy();
+          // A reset, not a FIN: after a FIN a client stays a receiver (half-close).
+          hostile!.socket.resetAndDestroy();
+          bystander!.socket.resetAndDestroy();
           await waitFor(() => server.connections === 0, 'the pair to be gone');
         }
       }),

@@ -137,7 +137,12 @@ test('[native] the seeds\' race on real sockets: an event for a connection remov
   }
 });
 
-test('[native] a registration that cannot be changed dooms its connection alone; the server goes on', async () => {
+// epoll keys a registration by descriptor number AND open file, so a number reused for another
+// socket makes EPOLL_CTL_MOD fail; kqueue keys it by number alone, so there is no failure to
+// provoke this way.
+const epollOnly = native.backend !== 'epoll' && 'needs epoll: kqueue keys registrations by descriptor number alone';
+
+test('[native] a registration that cannot be changed dooms its connection alone; the server goes on', { skip: epollOnly }, async () => {
   const { server, recorder } = startTraced();
   // A peer that accepts and never reads: writes to it soon stop short.
   const sink = createServer((socket: Socket) => socket.pause());

@@ -150,11 +150,82 @@ test('hang-up with data pending: what was sent before FIN still reaches everyone
     sender!.socket.end(Buffer.concat(frames)); // data and FIN together
     const got = await receiver!.waitFrames(200);
     assert.equal(got[199]!.toString(), 'last words 199');
-    // The half-closed sender still gets its own frames, then the server closes it.
-    await sender!.waitClosed();
-    assert.equal(sender!.frames.length, 200);
-    await waitFor(() => server.connections === 1, 'the sender to be removed');
+    // The half-closed sender gets its own frames too.
+    await sender!.waitFrames(200);
     receiver!.destroy();
+    sender!.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
+test('half-close: a client that sent FIN stays a receiver until it closes', async () => {
+  const server = await startServer();
+  try {
+    const [quiet, talker] = await connectAll(server, 2);
+    quiet!.send('my last frame');
+    quiet!.socket.end(); // FIN: done sending, not done receiving
+    await talker!.waitFrames(1);
+    await waitFor(() => server.stats.bytesIn === 8 + 'my last frame'.length, 'the frame to be read');
+    await new Promise((resolve) => setTimeout(resolve, 50)); // time for the server to see the FIN
+    for (let i = 0; i < 100; i++) talker!.send(`after your FIN ${i}`);
+    const got = await quiet!.waitFrames(101);
+    assert.equal(got[0]!.toString(), 'my last frame');
+    assert.equal(got[100]!.toString(), 'after your FIN 99');
+    assert.equal(server.connections, 2);
+    // Gone for good: noticed when a write to it fails (the kernel answers the first with a
+    // reset; node:net sees it at the next write).
+    quiet!.destroy();
+    await waitFor(() => quiet!.closed, 'the client to close');
+    let sent = 101;
+    for (let i = 0; i < 100 && server.connections > 1; i++) {
+      talker!.send('to whoever is left');
+      await talker!.waitFrames(++sent);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(server.connections, 1, 'the closed client was never removed');
+    assert.equal(server.stats.closedByReason.error, 0, 'closing after a FIN is not an error');
+    talker!.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
+test('half-close: a half-closed client that stops reading is cut off at --max-output like any other', async () => {
+  const maxOutput = 512 * 1024;
+  const server = await startServer({ maxOutput });
+  try {
+    const [quiet, talker] = await connectAll(server, 2);
+    quiet!.socket.end();
+    quiet!.socket.pause();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const payload = Buffer.alloc(64 * 1024, 2);
+    for (let sent = 0; server.stats.limitBreaches === 0 && sent < 512; sent += 8) {
+      for (let i = 0; i < 8; i++) talker!.send(payload);
+      await talker!.waitFrames(sent + 8, 20_000);
+    }
+    await waitFor(() => server.stats.closedByReason['slow-reader'] === 1, 'the half-closed slow reader to be cut off');
+    assert.equal(talker!.closed, false);
+    quiet!.destroy();
+    talker!.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
+test('half-close: at --max-conns the oldest idle half-closed client makes room for a new one', async () => {
+  const server = await startServer({ maxConns: 2 });
+  try {
+    const [done, staying] = await connectAll(server, 2);
+    done!.socket.end();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const next = await TestClient.connect(server.address.port);
+    await waitFor(() => server.stats.accepted === 3, 'the third connection accepted');
+    next.send('room was made');
+    await staying!.waitFrames(1);
+    assert.equal(server.stats.rejected, 0);
+    assert.equal(server.connections, 2);
+    [done, staying, next].forEach((c) => c!.destroy());
   } finally {
     await server.close();
   }
@@ -260,6 +331,42 @@ test('a lagging receiver gets ~30 MB of distinct frames byte for byte: what it h
   }
 });
 
+test('--max-input-total: past it, the clients holding the largest partial frames are dropped; the others go on', async () => {
+  const MiB = 1024 * 1024;
+  const limit = 6 * MiB;
+  const server = await startServer({ maxInputTotal: limit });
+  try {
+    const [modest, bystander, ...hoarders] = await connectAll(server, 5);
+    // A modest partial frame (100 KiB of a 200 KiB one), and three that promise 16 MiB and
+    // send 3 MiB each: 9 MiB held in all, over the 6 MiB limit.
+    const small = encodeFrame(Buffer.alloc(200 * 1024, 4));
+    await modest!.writeRaw(small.subarray(0, 100 * 1024));
+    const header = Buffer.alloc(HEADER_BYTES);
+    writeLength(header, 0, 16 * MiB);
+    for (const hoarder of hoarders) {
+      await hoarder!.writeRaw(header);
+      await hoarder!.writeRaw(Buffer.alloc(3 * MiB, 1));
+    }
+    await waitFor(() => server.stats.closedByReason['input-total'] >= 1, 'a hoarder to be dropped');
+    await waitFor(() => server.stats.inputBuffered <= limit, 'input back under the limit');
+    await waitFor(
+      () => hoarders.filter((h) => h!.closed).length === server.stats.closedByReason['input-total'],
+      'the dropped hoarders to see it',
+    );
+    const dropped = server.stats.closedByReason['input-total'];
+    assert.ok(dropped >= 1 && dropped <= 3, `${dropped} dropped`);
+    // The modest client was never the largest: it finishes its frame, and everyone left gets it.
+    await modest!.writeRaw(small.subarray(100 * 1024));
+    const [got] = await bystander!.waitFrames(1);
+    assert.ok(got!.equals(small.subarray(HEADER_BYTES)));
+    assert.equal(modest!.closed, false);
+    assert.equal(bystander!.closed, false);
+    [modest, bystander, ...hoarders].forEach((c) => c!.destroy());
+  } finally {
+    await server.close();
+  }
+});
+
 test('a receiver whose connection was reset is removed alone; the sender and others go on', async () => {
   const server = await startServer();
   try {
@@ -298,7 +405,7 @@ test('1,000 clients all receive a broadcast', async () => {
   try {
     const sockets = Array.from({ length: 1000 }, () => connect({ port: server.address.port, host: '127.0.0.1' }));
     await Promise.all(sockets.map((s) => once(s, 'connect')));
-    sockets.forEach((s) => s.destroy());
+    sockets.forEach((s) => s.resetAndDestroy()); // a FIN would leave them half-closed receivers
     await waitFor(() => server.connections === 0, 'the first wave to leave');
     for (let i = 0; i < 1000; i++) clients.push(await TestClient.connect(server.address.port));
     await waitFor(() => server.connections === 1000, '1,000 connections accepted');

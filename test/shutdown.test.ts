@@ -6,6 +6,7 @@ import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { FrameDecoder } from '../src/protocol/frame.ts';
 import { exitOf, spawnServer, TestClient, waitFor, type CliServer } from './helpers.ts';
+import { runShutdownScenario } from '../scripts/lib/shutdown-scenario.ts';
 
 const FRAMES = 24;
 const FRAME_BYTES = 1024 * 1024;
@@ -87,4 +88,47 @@ test('SIGTERM: a client that never reads is cut off at --shutdown-timeout, and t
   } finally {
     server.child.kill('SIGKILL');
   }
+});
+
+// Issue #9: clients that are behind AND still sending when the signal comes. Before, the server
+// stopped reading, then close()d sockets with unread input: a reset, and the kernel threw away
+// what it still held for them (100 of 100 such clients missed the end, both engines). Now it
+// keeps reading (and discards), sends FIN once their output is flushed, and closes after their EOF.
+for (const engine of ['native', 'uv'] as const) {
+  test(`[${engine}] SIGTERM: a client behind that sends one more frame after the signal still gets all 64 × 64 KiB frames, then EOF`, async (t) => {
+    const outcome = await runShutdownScenario({ args: ['--engine', engine], clients: 1, frames: 64, frameBytes: 64 * 1024, shutdownTimeoutMs: 10_000 });
+    t.diagnostic(`received ${outcome.received.join(', ')} of 64; exit ${outcome.exitCode} after ${outcome.elapsedMs} ms`);
+    assert.equal(outcome.exitCode, 0, outcome.stderr);
+    assert.deepEqual(outcome.received, [64]);
+    assert.equal(outcome.complete, 1, 'altered frames, or a reset instead of EOF');
+    assert.doesNotMatch(outcome.stderr, /still behind/);
+  });
+
+  test(`[${engine}] SIGTERM: 30 clients behind and still sending all get every frame, then EOF`, async (t) => {
+    const outcome = await runShutdownScenario({ args: ['--engine', engine], clients: 30, frames: 64, frameBytes: 64 * 1024, shutdownTimeoutMs: 20_000 });
+    t.diagnostic(`${outcome.complete} of 30 complete, ${outcome.reset} reset; exit ${outcome.exitCode} after ${outcome.elapsedMs} ms`);
+    assert.equal(outcome.exitCode, 0, outcome.stderr);
+    assert.equal(outcome.missed, 0, `received: ${outcome.received.join(' ')}`);
+  });
+
+  test(`[${engine}] a second signal resets whoever is still behind (not a clean EOF), logs how many, and exits 1`, async (t) => {
+    const outcome = await runShutdownScenario({
+      args: ['--engine', engine], clients: 5, frames: 64, frameBytes: 64 * 1024, shutdownTimeoutMs: 20_000, signals: ['SIGTERM', 'SIGINT'],
+    });
+    t.diagnostic(`${outcome.reset} of 5 reset, received ${outcome.received.join(', ')}; exit ${outcome.exitCode}`);
+    assert.equal(outcome.exitCode, 1, outcome.stderr);
+    assert.match(outcome.stderr, /SIGINT again/);
+    const cut = Number(/shutdown: (\d+) client\(s\) still behind at a second signal; reset/.exec(outcome.stderr)?.[1] ?? 0);
+    assert.ok(cut > 0, outcome.stderr);
+    // Everyone who did not get everything learned it from a reset, not from an ordinary EOF.
+    outcome.received.forEach((n, c) => assert.ok(n === 64 || outcome.reset > 0, `client ${c}: ${n} of 64 and a clean EOF`));
+    assert.equal(outcome.reset, cut, 'every client cut was reset');
+  });
+}
+
+test('SIGHUP stops the server like SIGTERM: output flushed, exit 0 (not killed with 129)', async () => {
+  const outcome = await runShutdownScenario({ args: [], clients: 2, frames: 64, frameBytes: 64 * 1024, shutdownTimeoutMs: 10_000, signals: ['SIGHUP'] });
+  assert.equal(outcome.exitCode, 0, outcome.stderr);
+  assert.equal(outcome.complete, 2, `received: ${outcome.received.join(' ')}`);
+  assert.match(outcome.stderr, /SIGHUP: no longer accepting/);
 });

@@ -23,9 +23,11 @@ async function traceOneClient(flag: string): Promise<string[]> {
     client.send('hello, trace');
     const [echo] = await client.waitFrames(1);
     assert.equal(echo!.toString(), 'hello, trace');
+    // FIN: the client stays a receiver (half-close) until the server stops and closes it.
     client.socket.end();
+    await waitFor(() => /half-closed|"op":"half-closed"/.test(stdout), 'the half-close in the timeline', 5000);
+    server.child.kill('SIGTERM');
     await client.waitClosed();
-    // The close is traced right after the server's close(2), which the client saw as EOF.
     await waitFor(() => /removed|"op":"close"/.test(stdout), 'the removal in the timeline', 5000);
   } finally {
     server.child.kill('SIGTERM');
@@ -57,9 +59,10 @@ describe('mob serve --trace', () => {
     at = find(lines, /read\s+fd \d+\s+0\/0 -> EAGAIN/, at);
     at = find(lines, /write\s+fd \d+\s+0\/0 -> 20 bytes/, at);
     at = find(lines, /read\s+fd \d+\s+0\/0 -> 0 \(EOF\)/, at);
+    at = find(lines, /half-closed fd \d+\s+0\/0/, at);
     at = find(lines, /deregister fd \d+/, at);
     at = find(lines, /close\s+fd \d+\s+0\/0 -> ok/, at);
-    find(lines, /removed\s+fd \d+\s+0\/0 \(peer closed\)/, at);
+    find(lines, /removed\s+fd \d+\s+0\/0 \(server shutting down\)/, at);
   });
 
   test('json: the same life as JSON lines with stable fields', { timeout: 20_000 }, async () => {

@@ -109,24 +109,29 @@ function inheritedListener(flags: ParsedFlags, log: Logger): number | undefined 
   return SD_LISTEN_FDS_START;
 }
 
+/** SIGTERM, SIGINT and SIGHUP stop the server gracefully (shutdown.ts); a second one cuts off
+ *  whoever is still behind with a reset, as the deadline would, then exits 1. SIGHUP is a stop,
+ *  not ignored: the terminal a foreground server writes its log to is gone, and nohup does not
+ *  protect a Node process anyway (Node restores default signal dispositions at startup: under
+ *  nohup it died with exit 129 and flushed nothing). */
 function stopOnSignals(server: MobServer, log: Logger): void {
-  let stopping = false;
+  let signals = 0;
   const stop = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      log.warn(`${signal} again: exiting now`);
-      log.flushLimits();
-      process.exit(1);
+    if (++signals > 1) {
+      log.warn(`${signal} again: not waiting for the shutdown deadline`);
+      void server.closeNow();
+      return;
     }
-    stopping = true;
     log.info(`${signal}: no longer accepting; closing ${server.connections} client(s)`);
     void server.close().then(() => {
       log.flushLimits();
       log.info('stopped');
-      process.exit(0);
+      process.exit(signals > 1 ? 1 : 0);
     });
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  process.on('SIGHUP', stop);
 }
 
 async function resolveHost(host: string): Promise<string> {

@@ -157,6 +157,9 @@ export interface NativeBinding {
   /** Bytes in the send buffer not yet acknowledged (SIOCOUTQ on Linux, SO_NWRITE on macOS,
    *  FIONWRITE on FreeBSD), or -errno (-ENOTSUP where none exists). */
   bytesUnsent(fd: number): number;
+  /** Returns freed heap memory to the system where the C library keeps it (glibc's
+   *  malloc_trim); true if some was returned. */
+  trimMemory(): boolean;
   /** The number of descriptors this process may open: RLIMIT_NOFILE soft / hard. */
   getFdLimit(): { soft: number; hard: number };
   /** Sets the soft limit (capped at hard); returns the new soft limit, or -errno. */
@@ -275,7 +278,7 @@ const BINDING_KEYS: Record<keyof NativeBinding, true> = {
   describeSocket: true, listen: true, connect: true, accept: true, read: true, write: true, writev: true, writeEach: true,
   shutdown: true, close: true, dup: true, setNoDelay: true, setLinger: true, setsockopt: true,
   getsockopt: true, socketError: true, localAddress: true, peerAddress: true, bytesReadable: true,
-  bytesUnsent: true, getFdLimit: true, setFdLimit: true, errnoName: true, errno: true, sockopt: true,
+  bytesUnsent: true, trimMemory: true, getFdLimit: true, setFdLimit: true, errnoName: true, errno: true, sockopt: true,
 };
 
 /** The members `native` must forward: the test compares them with the addon's exports. */

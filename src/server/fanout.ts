@@ -10,6 +10,9 @@
 // over must pin them (a local receiver's queue holds the arena, Arena.pinned) or copy them (a
 // relay). deliver() is the other way round: the caller hands its buffer over for good, so the
 // host keeps views of it without a copy.
+import type { Logger } from '../log.js';
+import { FrameScan, scanFrames } from '../protocol/frame.js';
+import type { CloseReason } from './policy.js';
 
 /** A destination beyond this process's (or worker's) own clients: a peer-worker link or the bus. */
 export interface Relay {
@@ -68,4 +71,19 @@ export class Relays {
     }
     return refused;
   }
+}
+
+/** The frames in a batch handed to deliver(); throws if it is not whole frames (a caller's bug:
+ *  a partial frame would desynchronise every receiver's stream). */
+export function deliveredFrames(frames: Buffer, start: number, end: number, scan: FrameScan): number {
+  scanFrames(frames, start, end, Number.MAX_SAFE_INTEGER, scan);
+  if (scan.end !== end) throw new RangeError(`deliver: bytes ${scan.end}..${end} are not whole frames`);
+  return scan.frames;
+}
+
+/** dropAllClients for either engine: one warning for all, then each client removed. */
+export function dropAll<C>(clients: readonly C[], reason: string, log: Logger, remove: (conn: C, reason: CloseReason) => void): void {
+  const list = [...clients];
+  if (list.length > 0) log.warn(`disconnecting all ${list.length} client(s): frames lost upstream: ${reason}`);
+  for (const conn of list) remove(conn, { kind: 'upstream-lost', reason });
 }

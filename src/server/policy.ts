@@ -1,7 +1,6 @@
 // Limits and disconnect reasons shared by every engine, so each enforces the same policy
 // and logs it in the same words.
 import type { Logger } from '../log.js';
-import { reclaimDropped } from './reclaim.js';
 
 export interface Limits {
   /** Largest length prefix accepted; a larger one closes that client (the original aborted). */
@@ -84,7 +83,6 @@ export function recordClose(stats: ServerStats, log: Logger, id: number, peer: s
   } else if (isLimitBreach(reason)) {
     stats.limitBreaches++;
     warnClose(log, id, peer, reason);
-    if (reason.kind === 'slow-reader') reclaimDropped(reason.pending);
   } else if (log.debugEnabled) {
     log.debug(`connection ${id} closed: ${describeClose(reason)} (${live} live)`, { conn: id, reason: reason.kind, live });
   }
@@ -201,4 +199,47 @@ export function shedInput<C extends { inputHeld: number }>(live: readonly C[], t
     total -= conn.inputHeld;
   }
   return victims;
+}
+
+/**
+ * Clients that sent FIN and stay receivers (half-close, issue #9), oldest first. A client that
+ * sent FIN and then closed for good looks the same until the next write to it fails, so with no
+ * broadcast going on they would pile up: when --max-conns is reached, the oldest half-closed
+ * client with nothing pending makes room for the new one.
+ */
+export class HalfClosedClients<C extends { liveIndex: number; readClosed: boolean }> {
+  private list: C[] = [];
+  private head = 0;
+
+  add(conn: C, live: number): void {
+    this.list.push(conn);
+    // Entries of clients removed since are dropped lazily; keep the list near the live count.
+    if (this.list.length - this.head > 2 * live + 1024) {
+      this.list = this.list.slice(this.head).filter((each) => each.liveIndex >= 0);
+      this.head = 0;
+    }
+  }
+
+  /** Takes out the oldest live half-closed client for which `idle` holds; null if none. */
+  takeOldest(idle: (conn: C) => boolean): C | null {
+    const list = this.list;
+    for (let i = this.head; i < list.length; i++) {
+      const conn = list[i]!;
+      if (conn.liveIndex < 0 || !conn.readClosed) {
+        if (i === this.head) this.head++;
+        continue;
+      }
+      if (!idle(conn)) continue;
+      if (i === this.head) this.head++;
+      else list.splice(i, 1);
+      return conn;
+    }
+    return null;
+  }
+}
+
+/** Why a half-closed client's socket failed: it had said it was done sending, so a reset or
+ *  a broken pipe on write is it closing for good, not an error worth counting as one. */
+export function failureReason(readClosed: boolean, code: string): CloseReason {
+  return readClosed && (code === 'ECONNRESET' || code === 'EPIPE') ? { kind: 'end' } : { kind: 'error', code };
 }

@@ -1,45 +1,60 @@
-// Giving back the memory of a dropped slow reader (#9 item 5).
-//
-// A reader cut off at --max-output leaves up to that much output behind as garbage at once. V8
-// collects ArrayBuffer memory only when a collection runs, and it starts one for external memory
-// only after another 64 MiB or so has been allocated: an idle server kept a dropped reader's
-// 64 MiB for good, and a busy one held it beside the next reader's queue (peak RSS twice the
-// limit). So after such a drop the server asks for one full collection, at most once a second.
-// The function comes from V8's --expose-gc, switched on at run time (as jest's leak detector
-// does); where that is refused, nothing happens and V8 collects in its own time.
+// Giving memory back once clients that held a lot of it are gone (issue #9). A partial frame's
+// buffer is garbage once its client is removed, but V8 collects garbage when JS allocates, and
+// a server whose big senders just left may allocate almost nothing for a long time: 200 clients
+// that each sent a 16 MiB header and 1 MiB of body left +280 MiB of RSS behind them, for good.
+// So, once removals have released enough, a full collection is asked for, at most once a second,
+// and then glibc is asked to give the freed heap back (it keeps it for reuse otherwise).
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { native } from '../native/binding.js';
 
-/** Dropped output worth a collection: below this V8's own pace is fine. */
-export const RECLAIM_MIN_BYTES = 4 * 1024 * 1024;
-const RECLAIM_INTERVAL_MS = 1000;
-/** After the sockets are closed and their write requests cancelled (next turn of the loop). */
-const RECLAIM_DELAY_MS = 20;
+/** Released bytes that make a collection worth its pause (a few ms for mob's small heap). */
+const RECLAIM_AT = 32 * 1024 * 1024;
+const MIN_INTERVAL_MS = 1000;
+/** V8 frees ArrayBuffer memory on a background thread after the collection returns: a trim at
+ *  once found most of it still allocated (a dropped slow reader's 64 MiB stayed in RSS in 2 runs
+ *  of 3, the uv engine). */
+const TRIM_DELAY_MS = 200;
 
-let collect: (() => void) | null | undefined;
-let scheduled = false;
-let last = 0;
+let collect: (() => void) | null = null;
 
-function collector(): (() => void) | null {
-  if (collect !== undefined) return collect;
-  try {
+function collector(): () => void {
+  if (collect === null) {
+    // --expose-gc takes effect for contexts made after it is set: one is made to fetch gc().
     setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as unknown;
-    collect = typeof gc === 'function' ? () => (gc as () => void)() : null;
-  } catch {
-    collect = null;
+    collect = runInNewContext('gc') as () => void;
   }
   return collect;
 }
 
-/** `bytes` of output just became garbage (a slow reader was dropped): collect it soon. */
-export function reclaimDropped(bytes: number): void {
-  if (bytes < RECLAIM_MIN_BYTES || scheduled) return;
-  scheduled = true;
-  const wait = Math.max(RECLAIM_DELAY_MS, last + RECLAIM_INTERVAL_MS - Date.now());
-  setTimeout(() => {
-    scheduled = false;
-    last = Date.now();
-    collector()?.();
-  }, wait).unref();
+export class Reclaimer {
+  private released = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private trimTimer: NodeJS.Timeout | null = null;
+  private last = 0;
+
+  /** Counts input memory a removal let go of; may schedule a collection. */
+  release(bytes: number): void {
+    this.released += bytes;
+    if (this.released < RECLAIM_AT || this.timer !== null) return;
+    const wait = Math.max(0, this.last + MIN_INTERVAL_MS - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.released = 0;
+      this.last = Date.now();
+      collector()();
+      this.trimTimer ??= setTimeout(() => {
+        this.trimTimer = null;
+        native.trimMemory();
+      }, TRIM_DELAY_MS).unref();
+    }, wait);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.trimTimer !== null) clearTimeout(this.trimTimer);
+    this.timer = null;
+    this.trimTimer = null;
+  }
 }

@@ -9,10 +9,11 @@ import { Events, Interest, Poll, Ready, Trigger, describeReady, type Registry } 
 import { FrameScan, scanFrames } from '../../protocol/frame.js';
 import type { Logger } from '../../log.js';
 import {
-  describeClose, DoomList, emptyStats, recordClose, recordRejected, shedInput,
+  describeClose, DoomList, emptyStats, failureReason, HalfClosedClients, recordClose, recordRejected, shedInput,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
-import { Relays, type FanoutHost, type Relay } from '../fanout.js';
+import { deliveredFrames, dropAll, Relays, type FanoutHost, type Relay } from '../fanout.js';
+import { Reclaimer } from '../reclaim.js';
 import { Shutdown, type WindDown } from '../shutdown.js';
 import type { LoopTracer } from '../tracer.js';
 import { fitConnLimit } from '../fdlimit.js';
@@ -68,8 +69,7 @@ export class NativeServer implements MobServer, FanoutHost {
    *  (a refused batch disconnects its senders). */
   private readonly senders: Connection[] = [];
   private batchSeq = 0;
-  /** Clients that sent FIN this batch: closed after the batch's broadcast reaches them. */
-  private readonly ended: Connection[] = [];
+  private readonly halfClosed = new HalfClosedClients<Connection>();
   /** Clients whose read budget ran out before EAGAIN: read again on the next turn. */
   private unfinished: Connection[] = [];
   private spareUnfinished: Connection[] = [];
@@ -83,6 +83,7 @@ export class NativeServer implements MobServer, FanoutHost {
   /** Set while accept waits out a failure that left the (edge-triggered) queue undrained. */
   private acceptRetry: NodeJS.Timeout | null = null;
   private readonly shutdown: Shutdown;
+  private readonly reclaimer = new Reclaimer();
 
   /** A tracer given here also sees the listener's own registration. */
   constructor(options: ServerOptions, private readonly log: Logger, tracer: LoopTracer | null = null) {
@@ -124,11 +125,10 @@ export class NativeServer implements MobServer, FanoutHost {
   // --- the fan-out seam (fanout.ts) ----------------------------------------------------
 
   deliver(frames: Buffer, start: number, end: number): void {
-    const scan = scanFrames(frames, start, end, Number.MAX_SAFE_INTEGER, this.scan);
-    if (scan.end !== end) throw new RangeError(`deliver: bytes ${scan.end}..${end} are not whole frames`);
+    const count = deliveredFrames(frames, start, end, this.scan);
     // Input is thrown away during shutdown (shutdown.ts); so is what comes from elsewhere.
-    if (this.shutdown.active || scan.frames === 0) return;
-    this.broadcast(frames, start, end, scan.frames, false);
+    if (this.shutdown.active || count === 0) return;
+    this.broadcast(frames, start, end, count, false);
     this.removeDoomed();
   }
 
@@ -141,9 +141,7 @@ export class NativeServer implements MobServer, FanoutHost {
   }
 
   dropAllClients(reason: string): void {
-    const live = [...this.slab.live];
-    if (live.length > 0) this.log.warn(`disconnecting all ${live.length} client(s): frames lost upstream: ${reason}`);
-    for (const conn of live) this.remove(conn, { kind: 'upstream-lost', reason });
+    dropAll(this.slab.live, reason, this.log, (conn, why) => this.remove(conn, why));
   }
 
   /** A batch of local frames leaves through here: to the relays, then to every local client.
@@ -195,7 +193,7 @@ export class NativeServer implements MobServer, FanoutHost {
       if (conn.liveIndex >= 0 && (flags & Ready.WRITABLE) !== 0 && conn.queuedBytes > 0) this.flushQueue(conn);
       if (conn.liveIndex >= 0 && (flags & Ready.ERROR) !== 0) {
         const errno = native.socketError(conn.fd);
-        if (errno > 0) this.remove(conn, { kind: 'error', code: native.errnoName(errno) });
+        if (errno > 0) this.remove(conn, failureReason(conn.readClosed, native.errnoName(errno)));
       }
     }
     this.endBatch();
@@ -213,12 +211,6 @@ export class NativeServer implements MobServer, FanoutHost {
     // Every receiver took the batch whole or holds a region (pinned): if none does, reuse the
     // arena from the start, which keeps it hot in cache.
     if (!arena.pinned) arena.rotate(0, 0);
-    const ended = this.ended;
-    for (let i = 0; i < ended.length; i++) {
-      const conn = ended[i]!;
-      if (conn.liveIndex >= 0 && conn.queuedBytes === 0) this.remove(conn, { kind: 'end' });
-    }
-    ended.length = 0;
     if (this.unfinished.length > 0 && !this.continueScheduled) {
       this.continueScheduled = true;
       setImmediate(() => this.continueReads());
@@ -259,7 +251,7 @@ export class NativeServer implements MobServer, FanoutHost {
       const fd = native.accept(this.listenFd);
       if (this.tracer !== null) this.tracer.call('accept', this.listenFd, LISTENER_SLOT, fd, 0);
       if (fd >= 0) {
-        if (this.slab.size >= this.limits.maxConns) {
+        if (this.slab.size >= this.limits.maxConns && !this.evictHalfClosed()) {
           native.close(fd);
           rejected++;
           continue;
@@ -282,6 +274,13 @@ export class NativeServer implements MobServer, FanoutHost {
       break;
     }
     if (rejected > 0) recordRejected(this.stats, this.log, rejected, this.limits.maxConns);
+  }
+
+  private evictHalfClosed(): boolean {
+    const conn = this.halfClosed.takeOldest((each) => each.queuedBytes === 0);
+    if (conn === null) return false;
+    this.remove(conn, { kind: 'end' });
+    return true;
   }
 
   /** libuv's EMFILE trick: give back the spare fd, accept-and-close until EAGAIN, take it again. */
@@ -498,9 +497,10 @@ export class NativeServer implements MobServer, FanoutHost {
     this.holdInput(conn, 0);
     if (this.shutdown.active) {
       if (conn.queuedBytes === 0) this.remove(conn, { kind: 'shutdown' });
-    } else {
-      this.ended.push(conn);
+      return;
     }
+    if (this.tracer !== null) this.tracer.connection('half-closed', conn.fd, conn.token, 'peer sent FIN; still a receiver');
+    this.halfClosed.add(conn, this.slab.size);
   }
 
   /** During shutdown: reads and throws away (shutdown.ts says why), until EAGAIN or EOF. */
@@ -565,7 +565,7 @@ export class NativeServer implements MobServer, FanoutHost {
         this.enqueue(conn, buf, start + Math.max(written, 0), end, fromArena);
         this.wantWrite(conn);
       } else {
-        this.doomed.add(conn, { kind: 'error', code: native.errnoName(-written) });
+        this.doomed.add(conn, failureReason(conn.readClosed, native.errnoName(-written)));
       }
     }
   }
@@ -609,16 +609,12 @@ export class NativeServer implements MobServer, FanoutHost {
         return;
       }
       if (n === -EINTR) continue;
-      this.remove(conn, { kind: 'error', code: native.errnoName(-n) });
+      this.remove(conn, failureReason(conn.readClosed, native.errnoName(-n)));
       return;
     }
     conn.output = null;
     if (this.shutdown.active) {
       this.endOutput(conn);
-      return;
-    }
-    if (conn.readClosed) {
-      this.remove(conn, { kind: 'end' });
       return;
     }
     if (conn.writeInterest) {
@@ -666,12 +662,15 @@ export class NativeServer implements MobServer, FanoutHost {
       this.tracer.connection('close', conn.fd, conn.token, describeClose(reason));
     }
     this.slab.remove(conn);
+    // Output it leaves unsent is garbage too: a slow reader's, up to --max-output (#9 item 5).
+    const outputDropped = conn.queuedBytes;
     this.stats.bytesQueued -= conn.queuedBytes;
     conn.output = null;
     conn.queuedBytes = 0;
     conn.stash = null;
     conn.stashLength = 0;
     conn.assembly = null;
+    this.reclaimer.release(conn.inputHeld + outputDropped);
     this.holdInput(conn, 0);
     conn.closing ??= reason;
     recordClose(this.stats, this.log, conn.token, conn.peer, reason, this.slab.size);
@@ -732,6 +731,7 @@ export class NativeServer implements MobServer, FanoutHost {
           // May run inside a batch that still has events to skip: stop the watcher now,
           // close the poller once the batch has unwound.
           this.poll.stop();
+          this.reclaimer.stop();
           setImmediate(() => {
             this.poll.close();
             if (this.spareFd >= 0) closeSync(this.spareFd);

@@ -19,14 +19,15 @@
 // Batches leave and arrive through the fan-out seam (fanout.ts), and shutdown follows the same
 // steps as the native engine's (shutdown.ts).
 import { createServer, type Server, type Socket } from 'node:net';
-import { FrameAssembler, FrameScan, nextFrame, scanFrames } from '../../protocol/frame.js';
+import { FrameAssembler, FrameScan, nextFrame } from '../../protocol/frame.js';
 import type { Logger } from '../../log.js';
 import { fitConnLimit } from '../fdlimit.js';
 import {
-  DoomList, emptyStats, recordClose, recordRejected, shedInput,
+  DoomList, emptyStats, failureReason, HalfClosedClients, recordClose, recordRejected, shedInput,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
-import { Relays, type FanoutHost, type Relay } from '../fanout.js';
+import { deliveredFrames, dropAll, Relays, type FanoutHost, type Relay } from '../fanout.js';
+import { Reclaimer } from '../reclaim.js';
 import { Shutdown, type WindDown } from '../shutdown.js';
 import { unsentBytes } from './unsent.js';
 
@@ -67,12 +68,13 @@ export class UvServer implements MobServer, FanoutHost {
   private readonly server: Server;
   private readonly live: UvConnection[] = [];
   private readonly corked: UvConnection[] = [];
-  private readonly ended: UvConnection[] = [];
+  private readonly halfClosed = new HalfClosedClients<UvConnection>();
   private readonly doomed = new DoomList<UvConnection>();
   private readonly scan = new FrameScan();
   private readonly relays = new Relays();
   private readonly perFrame: boolean;
   private readonly shutdown: Shutdown;
+  private readonly reclaimer = new Reclaimer();
   private serverClosed: Promise<void> | null = null;
   private flushScheduled = false;
   private rejectedThisTurn = 0;
@@ -128,10 +130,9 @@ export class UvServer implements MobServer, FanoutHost {
   // --- the fan-out seam (fanout.ts) ----------------------------------------------------
 
   deliver(frames: Buffer, start: number, end: number): void {
-    const scan = scanFrames(frames, start, end, Number.MAX_SAFE_INTEGER, this.scan);
-    if (scan.end !== end) throw new RangeError(`deliver: bytes ${scan.end}..${end} are not whole frames`);
-    if (this.shutdown.active || scan.frames === 0) return;
-    this.broadcast(start === 0 && end === frames.length ? frames : frames.subarray(start, end), scan.frames);
+    const count = deliveredFrames(frames, start, end, this.scan);
+    if (this.shutdown.active || count === 0) return;
+    this.broadcast(start === 0 && end === frames.length ? frames : frames.subarray(start, end), count);
     this.removeDoomed();
   }
 
@@ -144,15 +145,14 @@ export class UvServer implements MobServer, FanoutHost {
   }
 
   dropAllClients(reason: string): void {
-    const live = [...this.live];
-    if (live.length > 0) this.log.warn(`disconnecting all ${live.length} client(s): frames lost upstream: ${reason}`);
-    for (const conn of live) this.drop(conn, { kind: 'upstream-lost', reason });
+    dropAll(this.live, reason, this.log, (conn, why) => this.drop(conn, why));
   }
+
 
   // --- accept ------------------------------------------------------------------------
 
   private onConnection(socket: Socket): void {
-    if (this.live.length >= this.limits.maxConns || this.shutdown.active) {
+    if (this.shutdown.active || (this.live.length >= this.limits.maxConns && !this.evictHalfClosed())) {
       socket.destroy();
       if (this.rejectedThisTurn++ === 0) setImmediate(() => this.logRejected());
       return;
@@ -166,9 +166,16 @@ export class UvServer implements MobServer, FanoutHost {
     this.stats.accepted++;
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     socket.on('end', () => this.onEnd(conn));
-    socket.on('error', (error: NodeJS.ErrnoException) => this.remove(conn, { kind: 'error', code: error.code ?? error.message }));
+    socket.on('error', (error: NodeJS.ErrnoException) => this.remove(conn, failureReason(conn.readClosed, error.code ?? error.message)));
     socket.on('close', () => this.remove(conn, this.shutdown.active ? { kind: 'shutdown' } : { kind: 'end' }));
     if (debug) this.log.debug(`connection ${conn.id} from ${conn.peer} (${this.live.length} live)`);
+  }
+
+  private evictHalfClosed(): boolean {
+    const conn = this.halfClosed.takeOldest((each) => each.socket.writableLength === 0);
+    if (conn === null) return false;
+    this.drop(conn, { kind: 'end' });
+    return true;
   }
 
   private logRejected(): void {
@@ -207,15 +214,15 @@ export class UvServer implements MobServer, FanoutHost {
     }
   }
 
-  /** FIN: what was received is broadcast already; the client gets what the current turn sends,
-   *  then its output is flushed and it is closed. */
+  /** FIN: what was received is broadcast already. An incomplete frame is dropped (its sender
+   *  promised more); the client stays a receiver until it closes, errors or falls behind
+   *  (half-close, issue #9). allowHalfOpen keeps the socket writable. */
   private onEnd(conn: UvConnection): void {
     if (conn.liveIndex < 0) return;
     conn.readClosed = true;
     this.resetInput(conn);
-    if (this.shutdown.active) return; // our FIN went or goes after the flush; 'close' follows
-    this.ended.push(conn);
-    this.scheduleFlush();
+    // During shutdown our FIN went or goes after the flush, and 'close' follows.
+    if (!this.shutdown.active) this.halfClosed.add(conn, this.live.length);
   }
 
   private resetInput(conn: UvConnection): void {
@@ -275,7 +282,7 @@ export class UvServer implements MobServer, FanoutHost {
     setImmediate(() => this.flush());
   }
 
-  /** Once per turn: uncork every receiver written to, then close the clients that sent FIN. */
+  /** Once per turn: uncork every receiver written to. */
   private flush(): void {
     this.flushScheduled = false;
     const corked = this.corked;
@@ -288,14 +295,6 @@ export class UvServer implements MobServer, FanoutHost {
     }
     corked.length = 0;
     this.removeDoomed();
-    const ended = this.ended;
-    for (let i = 0; i < ended.length; i++) {
-      const conn = ended[i]!;
-      if (conn.liveIndex < 0) continue;
-      this.unlink(conn, { kind: 'end' });
-      conn.socket.end(); // flushes what is buffered, then FIN; 'close' follows
-    }
-    ended.length = 0;
   }
 
   /** writableLength only ever counts more than is unsent, so the exact figure is read only
@@ -317,14 +316,10 @@ export class UvServer implements MobServer, FanoutHost {
     conn.socket.destroy();
   }
 
-  /** Removes on a socket event ('error', 'close'); the socket is closed already or closing. */
+  /** Takes a connection out of the broadcast set, counts it and logs it as the native engine
+   *  does; on a socket event ('error', 'close') the socket is closed already or closing. */
   private remove(conn: UvConnection, reason: CloseReason): void {
     if (conn.liveIndex < 0) return;
-    this.unlink(conn, reason);
-  }
-
-  /** Takes a connection out of the broadcast set, counts it and logs it as the native engine does. */
-  private unlink(conn: UvConnection, reason: CloseReason): void {
     const live = this.live;
     const index = conn.liveIndex;
     const last = live.pop()!;
@@ -333,6 +328,8 @@ export class UvServer implements MobServer, FanoutHost {
       last.liveIndex = index;
     }
     conn.liveIndex = -1;
+    // Output it leaves unsent is garbage too: a slow reader's, up to --max-output (#9 item 5).
+    this.reclaimer.release(conn.inputHeld + conn.socket.writableLength);
     this.resetInput(conn);
     conn.closing ??= reason;
     recordClose(this.stats, this.log, conn.id, conn.peer, reason, live.length);
@@ -368,7 +365,10 @@ export class UvServer implements MobServer, FanoutHost {
         }
         return left.length;
       },
-      release: () => this.serverClosed ?? Promise.resolve(),
+      release: () => {
+        this.reclaimer.stop();
+        return this.serverClosed ?? Promise.resolve();
+      },
     };
   }
 
