@@ -1,7 +1,7 @@
 // `mob serve --bus URL [--bus-retention N] [--bus-backlog BYTES]`: the flags and their checks, in
 // one place for the single-process server and for the workers (each worker connects itself,
 // with the process's node id: SCALE.md). Light on purpose: the Redis client loads only with --bus.
-import { parseBytes, parseInteger, UsageError } from '../../cli/args.js';
+import { parseBytes, parseInteger, UsageError, type FlagTable } from '../../cli/args.js';
 import { BusUrlError, parseBusUrl } from './url.js';
 import { randomUUID } from 'node:crypto';
 import type { BusOptions } from './index.js';
@@ -14,13 +14,11 @@ export function newNodeId(): string {
   return randomUUID();
 }
 
-export const BUS_USAGE = '[--bus redis://[user:pass@]host:port[/db] [--bus-retention 100000] [--bus-backlog 64MiB]]';
-
 export const BUS_FLAGS = {
-  bus: { type: 'string' },
-  'bus-retention': { type: 'string' },
-  'bus-backlog': { type: 'string' },
-} as const;
+  bus: { type: 'string', value: 'redis://…', help: 'one server with every node on this Redis or Valkey: redis://[user:pass@]host:port[/db], or rediss:// for TLS' },
+  'bus-retention': { type: 'string', value: 'N', help: `entries the bus stream keeps (XADD MAXLEN ~); a node further behind drops its clients (default ${DEFAULT_RETENTION})` },
+  'bus-backlog': { type: 'string', value: 'SIZE', help: 'local bytes kept while Redis is unreachable; past it their senders are disconnected (default 64MiB)' },
+} as const satisfies FlagTable;
 
 export interface BusFlagValues {
   bus?: string | undefined;
