@@ -28,6 +28,7 @@ class Recorder implements LoopTracer {
   event(): void {}
   registration(): void {}
   nameToken(): void {}
+  readBudget(): void {}
   call(call: TracedCall, fd: number, _token: number, result: number): void {
     if (call === 'read' && result > 0) {
       const list = this.reads.get(fd) ?? [];

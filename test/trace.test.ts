@@ -3,7 +3,15 @@
 // as text and as JSON lines.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnServer, exitOf, TestClient, waitFor, type CliServer } from './helpers.ts';
+import { spawn } from 'node:child_process';
+import { createConnection } from 'node:net';
+import { spawnServer, exitOf, TestClient, waitFor, cliPath, type CliServer } from './helpers.ts';
+import { NativeServer } from '../src/server/native/server.ts';
+import { DEFAULT_LIMITS } from '../src/server/policy.ts';
+import { Logger } from '../src/log.ts';
+import { createRecordTimeline, formatRecord, type TraceRecord } from '../src/trace/timeline.ts';
+import { describeRawEvent, describeRegistration } from '../src/trace/kernel.ts';
+import { native, InterestBits } from '../src/native/binding.ts';
 
 /** Starts the server, runs one client through its life, stops the server; returns stdout lines. */
 async function traceOneClient(flag: string): Promise<string[]> {
@@ -62,7 +70,7 @@ describe('mob serve --trace', () => {
     const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     for (const record of records) {
       assert.equal(typeof record.t, 'number');
-      assert.ok(['batch', 'event', 'call', 'registration', 'connection', 'stale'].includes(String(record.type)), String(record.type));
+      assert.ok(['batch', 'event', 'call', 'registration', 'connection', 'stale', 'budget'].includes(String(record.type)), String(record.type));
     }
     const index = (predicate: (r: Record<string, unknown>) => boolean, what: string): number => {
       const at = records.findIndex(predicate);
@@ -83,5 +91,88 @@ describe('mob serve --trace', () => {
     const event = records.find((r) => r.type === 'event')!;
     assert.equal(typeof event.kernel, 'string');
     assert.equal(typeof event.flags, 'string');
+  });
+});
+
+describe('the timeline', () => {
+  test('--trace=json: stdout is JSON lines only, the listening line and the listener\'s registration included', { timeout: 20_000 }, async () => {
+    const child = spawn(process.execPath, [cliPath, 'serve', '--port', '0', '--trace=json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk));
+    try {
+      await waitFor(() => stdout.includes('"type":"listening"'), 'the listening record', 10_000);
+      const port = (JSON.parse(stdout.split('\n').find((line) => line.includes('"listening"'))!) as { port: number }).port;
+      const client = await TestClient.connect(port);
+      client.send('json only');
+      await client.waitFrames(1);
+      client.socket.end();
+      await client.waitClosed();
+      await waitFor(() => stdout.includes('"op":"close"'), 'the removal', 5000);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal((await exitOf(child)).code, 0);
+    const records = stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const listener = records[0]!;
+    assert.deepEqual([listener.type, listener.op, listener.token, listener.result], ['registration', 'register', 'listener', 'ok']);
+    assert.ok(records.some((r) => r.type === 'listening' && typeof r.port === 'number'));
+    const last = records.slice(-2).map((r) => [r.type, r.op ?? r.call, r.token, r.result]);
+    assert.deepEqual(last, [['registration', 'deregister', null, 'ok'], ['call', 'close', 'listener', 0]]);
+  });
+
+  test('reads continued after the read budget are explained: budget spent, then continue, then the read with no event before it', { timeout: 20_000 }, async () => {
+    const records: TraceRecord[] = [];
+    const server = new NativeServer({ host: '127.0.0.1', port: 0, limits: DEFAULT_LIMITS, shutdownTimeoutMs: 1000 },
+      new Logger('error'), createRecordTimeline((record) => records.push(record)));
+    const frames = 32;
+    const size = 64 * 1024;
+    try {
+      const socket = createConnection(server.address.port, '127.0.0.1');
+      let echoed = 0;
+      socket.on('data', (chunk) => (echoed += chunk.length));
+      await new Promise((resolve) => socket.once('connect', resolve));
+      const frame = Buffer.alloc(8 + size, 0x61);
+      frame.writeBigUInt64BE(BigInt(size));
+      socket.write(Buffer.concat(Array.from({ length: frames }, () => frame)));
+      await waitFor(() => echoed === frames * frame.length, 'every frame echoed', 10_000);
+      socket.destroy();
+    } finally {
+      await server.close();
+    }
+    const spent = records.findIndex((r) => r.type === 'budget' && r.op === 'spent');
+    assert.ok(spent >= 0, 'a budget line');
+    const resume = records.findIndex((r, i) => i > spent && r.type === 'budget' && r.op === 'resume');
+    assert.ok(resume > spent, 'a continue line after it');
+    const next = records[resume + 1]!;
+    assert.deepEqual([next.type, next.type === 'call' && next.call], ['call', 'read']);
+    assert.match(formatRecord(records[resume]!), /continue {3}fd \d+\s+0\/0: no event comes for it/);
+  });
+
+  test('columns stay put past 10 s, and past 1000 s the time is in seconds', () => {
+    const at = (t: number) => formatRecord({ t, type: 'note', text: 'x' }).indexOf('#');
+    assert.equal(at(1.5), at(12_345.678));
+    assert.equal(at(1.5), at(999_999.999));
+    assert.equal(at(1.5), at(3_600_000));
+    assert.match(formatRecord({ t: 3_600_000, type: 'note', text: 'x' }), /^\+ +3600\.000s  # x$/);
+    assert.match(formatRecord({ t: 12_345.678, type: 'batch', count: 2, timeout: 50, blocked: 1.5 }), /wait\(50 ms\) -> 2 events, blocked 1\.500 ms$/);
+  });
+});
+
+describe('kernel names', () => {
+  const { READABLE, WRITABLE, EDGE, DISPATCH, EXCLUSIVE, NO_RDHUP } = InterestBits;
+  test('raw bits are named with the addon\'s own constants, and registrations as the selector makes them', () => {
+    const k = native.kernel;
+    if (native.backend === 'epoll') {
+      assert.equal(describeRawEvent('epoll', k.EPOLLIN! | k.EPOLLRDHUP! | 0x40_0000, 0), 'EPOLLIN|EPOLLRDHUP|0x400000');
+      assert.equal(describeRegistration('epoll', 'register', READABLE | EDGE), 'EPOLL_CTL_ADD EPOLLIN|EPOLLRDHUP|EPOLLET');
+      assert.equal(describeRegistration('epoll', 'register', READABLE | NO_RDHUP), 'EPOLL_CTL_ADD EPOLLIN');
+      // The kernel refuses EPOLLRDHUP with EPOLLEXCLUSIVE: the addon leaves it out.
+      assert.equal(describeRegistration('epoll', 'register', READABLE | EXCLUSIVE), 'EPOLL_CTL_ADD EPOLLIN|EPOLLEXCLUSIVE');
+      assert.equal(describeRegistration('epoll', 'reregister', WRITABLE | EDGE | DISPATCH), 'EPOLL_CTL_MOD EPOLLOUT|EPOLLONESHOT|EPOLLET');
+    } else {
+      const raw = ((k.EV_ADD! | k.EV_EOF!) << 16) | (k.EVFILT_READ! & 0xffff);
+      assert.equal(describeRawEvent('kqueue', raw, 100), 'EVFILT_READ EV_ADD|EV_EOF data=100');
+      assert.match(describeRegistration('kqueue', 'register', READABLE | EDGE | DISPATCH), /^EVFILT_READ EV_ADD\|EV_ENABLE\|EV_CLEAR\|EV_RECEIPT\|EV_DISPATCH$/);
+    }
   });
 });

@@ -33,10 +33,11 @@ export function spawnServe(args: string[], options: ServeOptions = {}): Promise<
     }, timeoutMs);
     child.stdout!.on('data', (d: Buffer) => {
       stdout += d;
-      const match = /listening on .*:(\d+)/.exec(stdout);
+      // Under --trace=json the line is a JSON record, {"type":"listening",...,"port":N}.
+      const match = /listening on .*:(\d+)|"type":"listening".*"port":(\d+)/.exec(stdout);
       if (match) {
         clearTimeout(timer);
-        resolve({ child, port: Number(match[1]), stderr: () => stderr });
+        resolve({ child, port: Number(match[1] ?? match[2]), stderr: () => stderr });
       }
     });
     child.once('exit', (code) => {

@@ -28,6 +28,8 @@ export interface ClientReport {
   outOfOrder: number;
   corrupt: number;
   errors: string[];
+  /** The error code (ECONNREFUSED...) of the first client that could not connect, if any. */
+  connectFailure: string | null;
   elapsedMs: number;
   framesPerSecond: number;
   rttMs: { p50: number; p99: number; max: number };
@@ -41,6 +43,7 @@ const HELLO = 0xffff_ffff;
 class Client {
   readonly socket: Socket;
   joined = false;
+  connected = false;
   sent = 0;
   echoed = 0;
   received = 0;
@@ -54,9 +57,13 @@ class Client {
     this.sentAt = new Float64Array(options.messages);
     this.rtt = new Float64Array(options.messages);
     this.socket = connect({ host: options.host, port: options.port, noDelay: true });
+    this.socket.once('connect', () => (this.connected = true));
     const decoder = new FrameDecoder((body) => this.onFrame(body));
     this.socket.on('data', (chunk: Buffer) => decoder.push(chunk));
-    this.socket.on('error', (error) => run.fail(`client ${id}: ${error.message}`));
+    this.socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (!this.connected) run.connectFailure ??= error.code ?? error.message;
+      run.fail(`client ${id}: ${error.message}`);
+    });
     this.socket.on('close', () => {
       if (!run.finished) run.fail(`client ${id}: connection closed by the server`);
     });
@@ -113,6 +120,7 @@ class Run {
   corrupt = 0;
   finished = false;
   readonly errors: string[] = [];
+  connectFailure: string | null = null;
   private joinedCount = 0;
   private started = 0;
   private readonly done: Promise<void>;
@@ -175,6 +183,7 @@ class Run {
       outOfOrder: this.outOfOrder,
       corrupt: this.corrupt,
       errors: this.errors,
+      connectFailure: this.connectFailure,
       elapsedMs,
       framesPerSecond: elapsedMs > 0 ? (this.received / elapsedMs) * 1000 : 0,
       rttMs: { p50: percentile(rtts, 50), p99: percentile(rtts, 99), max },

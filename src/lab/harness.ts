@@ -2,19 +2,28 @@
 // directly (blocking waits with short timeouts, so a run is bounded in time), a timeline of
 // every call and event, and checks that fail the run when the kernel did not do what the
 // experiment claims. No mocks: the point is to watch the kernel.
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errno, native } from '../native/binding.js';
-import { Events, Poll, Trigger, type Interest } from '../poll/index.js';
-import { createTimeline, type Timeline, type TraceFormat } from '../trace/timeline.js';
+import { Events, Interest, Option, Poll, Ready, Trigger } from '../poll/index.js';
+import { createRecordTimeline, formatRecord, type Timeline, type TraceFormat, type TraceRecord } from '../trace/timeline.js';
 
+/** One experiment: its own module in lab/experiments, or a student's file (`mob lab ./mine.js`)
+ *  whose default export has this shape; `lab` carries everything it needs. */
 export interface Experiment {
   name: string;
   summary: string;
   run(lab: Lab): Promise<void> | void;
 }
 
+/** Thrown by lab.skip(): the backend cannot show what the experiment is about. */
+class Skip extends Error {}
+
 export interface LabEvent {
   token: number;
+  /** The token's two 32-bit words (mob keeps a slot in the low one, a generation in the high). */
+  low: number;
+  high: number;
   flags: number;
   raw: number;
   data: number;
@@ -26,6 +35,10 @@ export interface LabResult {
   ok: boolean;
   checks: number;
   failures: string[];
+  /** Why the experiment could not run on this backend, or null. A skip is not a failure. */
+  skipped: string | null;
+  /** The whole timeline, for --svg and the guide. */
+  records: TraceRecord[];
 }
 
 export interface Pair {
@@ -42,15 +55,45 @@ export class Lab {
   readonly backend = native.backend;
   /** libkqueue emulates kqueue on top of epoll and behaves like neither in places. */
   readonly libkqueue = native.backend === 'kqueue' && process.platform === 'linux';
+  /** The public API, here so that an experiment in a file of its own needs no imports. */
+  readonly native = native;
+  readonly Interest = Interest;
+  readonly Trigger = Trigger;
+  readonly Option = Option;
+  readonly Ready = Ready;
   readonly timeline: Timeline;
+  readonly records: TraceRecord[] = [];
   readonly failures: string[] = [];
   checks = 0;
   private readonly fds = new Set<number>();
   private readonly polls: Poll[] = [];
+  private readonly releases: (() => void)[] = [];
   private readonly events = new Events(64);
 
   constructor(write: (line: string) => void, format: TraceFormat = 'text') {
-    this.timeline = createTimeline(format, write);
+    const render = format === 'json' ? (record: TraceRecord) => JSON.stringify(record) : formatRecord;
+    this.timeline = createRecordTimeline((record) => {
+      this.records.push(record);
+      write(render(record));
+    });
+  }
+
+  /** Ends the experiment here, neither passed nor failed: this backend cannot show it. */
+  skip(reason: string): never {
+    throw new Skip(reason);
+  }
+
+  /** Something to undo when the experiment ends, whatever happens (a child process, a worker). */
+  onCleanup(release: () => void): void {
+    this.releases.push(release);
+  }
+
+  count(events: readonly LabEvent[], token: number): number {
+    return countOf(events, token);
+  }
+
+  flags(events: readonly LabEvent[], token: number): number {
+    return flagsOf(events, token);
   }
 
   note(text: string): void {
@@ -78,12 +121,22 @@ export class Lab {
     return poll;
   }
 
-  register(poll: Poll, fd: number, token: number, interest: Interest, trigger: number = Trigger.EDGE): void {
+  register(poll: Poll, fd: number, token: number, interest: number, trigger: number = Trigger.EDGE): void {
     poll.registry.register(fd, token, interest, trigger);
   }
 
-  reregister(poll: Poll, fd: number, token: number, interest: Interest, trigger: number = Trigger.EDGE): void {
+  reregister(poll: Poll, fd: number, token: number, interest: number, trigger: number = Trigger.EDGE): void {
     poll.registry.reregister(fd, token, interest, trigger);
+  }
+
+  /** A registration change that may fail: the errno name, or 'ok' (the trace shows it either way). */
+  attempt(change: () => void): string {
+    try {
+      change();
+      return 'ok';
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code ?? String(error);
+    }
   }
 
   deregister(poll: Poll, fd: number): void {
@@ -92,12 +145,27 @@ export class Lab {
 
   /** One epoll_wait/kevent of at most timeoutMs, traced; the events, copied out. */
   wait(poll: Poll, timeoutMs: number): LabEvent[] {
+    return this.waitTraced(poll, timeoutMs, true);
+  }
+
+  /** A wait traced only if it returns events: for loops whose empty rounds vary in number. */
+  waitQuietly(poll: Poll, timeoutMs: number): LabEvent[] {
+    return this.waitTraced(poll, timeoutMs, false);
+  }
+
+  /** A wait not traced at all: for loops of hundreds of rounds that report a summary. */
+  waitUntraced(poll: Poll, timeoutMs: number): LabEvent[] {
+    return this.waitTraced(poll, timeoutMs, false, false);
+  }
+
+  private waitTraced(poll: Poll, timeoutMs: number, traceEmpty: boolean, traced = true): LabEvent[] {
+    const before = performance.now();
     const count = poll.poll(this.events, timeoutMs);
-    this.timeline.batch(count);
+    if (traced && (count > 0 || traceEmpty)) this.timeline.batch(count, timeoutMs, performance.now() - before);
     const out: LabEvent[] = [];
     for (let i = 0; i < count; i++) {
-      const event = { token: this.events.token(i), flags: this.events.flags(i), raw: this.events.raw(i), data: this.events.data(i) };
-      this.timeline.event(event.token, event.flags, event.raw, event.data);
+      const event = { token: this.events.token(i), low: this.events.tokenLow(i), high: this.events.tokenHigh(i), flags: this.events.flags(i), raw: this.events.raw(i), data: this.events.data(i) };
+      if (traced) this.timeline.event(event.token, event.flags, event.raw, event.data);
       out.push(event);
     }
     return out;
@@ -113,6 +181,16 @@ export class Lab {
     const server = this.track(await this.acceptSoon(listenFd));
     this.note(`loopback pair: client fd ${client} -> 127.0.0.1:${port} -> accepted fd ${server}`);
     return { listenFd, client, server };
+  }
+
+  /** The commonest start: a loopback pair whose accepted side is registered READABLE in a new
+   *  poller under token 1, named 'server'. */
+  async watchedServer(trigger: number = Trigger.EDGE): Promise<Pair & { poll: Poll }> {
+    const pair = await this.pair();
+    const poll = this.newPoll();
+    this.name(1, 'server');
+    this.register(poll, pair.server, 1, Interest.READABLE, trigger);
+    return { ...pair, poll };
   }
 
   listen(): { fd: number; port: number } {
@@ -217,13 +295,21 @@ export class Lab {
 
   /** Releases everything the experiment left open; pollers first, so no registration outlives its fd. */
   cleanup(): void {
+    for (const release of this.releases.splice(0)) {
+      try {
+        release();
+      } catch {
+        // Best effort: the rest must still be released.
+      }
+    }
     for (const poll of this.polls) poll.close();
     this.polls.length = 0;
     for (const fd of this.fds) native.close(fd);
     this.fds.clear();
   }
 
-  private track(fd: number): number {
+  /** Closed when the experiment ends (for descriptors the addon made outside these helpers). */
+  track(fd: number): number {
     if (!Number.isInteger(fd) || fd < 0) throw new Error(`expected a descriptor, got ${fd}`);
     this.fds.add(fd);
     return fd;
@@ -257,15 +343,25 @@ export function countOf(events: readonly LabEvent[], token: number): number {
 /** Runs one experiment with its own sockets and pollers, released whatever happens. */
 export async function runExperiment(experiment: Experiment, write: (line: string) => void, format: TraceFormat = 'text'): Promise<LabResult> {
   const lab = new Lab(write, format);
-  lab.note(`experiment ${experiment.name} on ${lab.backend}${lab.libkqueue ? ' (libkqueue)' : ''}, ${process.platform}: ${experiment.summary}`);
+  const { name, summary } = experiment;
+  lab.timeline.record({ type: 'experiment', name, backend: lab.backend, libkqueue: lab.libkqueue, platform: process.platform, summary });
+  let skipped: string | null = null;
   try {
     await experiment.run(lab);
   } catch (error) {
-    lab.failures.push(`crashed: ${(error as Error).stack ?? String(error)}`);
-    lab.timeline.check(false, 'the experiment ran to the end', (error as Error).message);
+    if (error instanceof Skip) {
+      skipped = error.message;
+    } else {
+      lab.checks++;
+      lab.failures.push(`crashed: ${(error as Error).stack ?? String(error)}`);
+      lab.timeline.check(false, 'the experiment ran to the end', (error as Error).message);
+    }
   } finally {
     lab.cleanup();
   }
-  const ok = lab.failures.length === 0 && lab.checks > 0;
-  return { name: experiment.name, backend: lab.backend, ok, checks: lab.checks, failures: lab.failures };
+  // An experiment that checked nothing proves nothing, unless it said why it could not run.
+  const ok = lab.failures.length === 0 && (lab.checks > 0 || skipped !== null);
+  const { backend, checks, failures } = lab;
+  lab.timeline.record({ type: 'result', name, backend, ok, checks, failed: failures.length, skipped });
+  return { name, backend, ok, checks, failures, skipped, records: lab.records };
 }

@@ -194,7 +194,9 @@ export function resolveAddonPath(): string {
   const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
   try {
     // MOB_PREBUILD=build-asan comes back relative, which require() would take for a package name.
-    return resolvePath(nodeGypBuild.resolve(packageRoot));
+    // node-gyp-build's own override is <PACKAGE_NAME>_PREBUILD (MOB_ECHO_PREBUILD); MOB_PREBUILD
+    // is the project's documented one, so it is passed on here.
+    return resolvePath(nodeGypBuild.resolve(process.env.MOB_PREBUILD || packageRoot));
   } catch (cause) {
     const error = new Error(
       `mob: no native addon for ${process.platform}-${process.arch} (node ${process.version}) in ${process.env.MOB_PREBUILD ?? packageRoot}; ` +

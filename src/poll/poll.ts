@@ -5,7 +5,13 @@ import type { Token } from './token.js';
 
 /** Sees every registration change (the --trace timeline); absent, it costs one null check. */
 export interface RegistryObserver {
-  registration(op: 'register' | 'reregister' | 'deregister', fd: number, token: Token, bits: number): void;
+  /** `result` is 0 or -errno: a failed change is reported too, then thrown. */
+  registration(op: 'register' | 'reregister' | 'deregister', fd: number, token: Token, bits: number, result: number): void;
+}
+
+function errnoOf(error: unknown): number {
+  const errno = (error as { errno?: unknown }).errno;
+  return typeof errno === 'number' ? Math.abs(errno) : 0;
 }
 
 /** Adds, changes and removes registrations (mio's `Registry`). Errors throw with errno names. */
@@ -15,19 +21,30 @@ export class Registry {
   constructor(private readonly poller: Poller) {}
 
   register(fd: number, token: Token, interest: Interest, trigger: Trigger = Trigger.EDGE): void {
-    this.poller.add(fd, token, interest | trigger);
-    this.observer?.registration('register', fd, token, interest | trigger);
+    if (this.observer === null) return this.poller.add(fd, token, interest | trigger);
+    this.observed('register', fd, token, interest | trigger, () => this.poller.add(fd, token, interest | trigger));
   }
 
   reregister(fd: number, token: Token, interest: Interest, trigger: Trigger = Trigger.EDGE): void {
-    this.poller.modify(fd, token, interest | trigger);
-    this.observer?.registration('reregister', fd, token, interest | trigger);
+    if (this.observer === null) return this.poller.modify(fd, token, interest | trigger);
+    this.observed('reregister', fd, token, interest | trigger, () => this.poller.modify(fd, token, interest | trigger));
   }
 
   /** Must come before close(fd): kqueue emulations keep state for an fd closed while watched. */
   deregister(fd: number): void {
-    this.poller.delete(fd);
-    this.observer?.registration('deregister', fd, -1, 0);
+    if (this.observer === null) return this.poller.delete(fd);
+    this.observed('deregister', fd, -1, 0, () => this.poller.delete(fd));
+  }
+
+  /** The trace sees failed changes too (EEXIST, EBADF...), before the error goes on up. */
+  private observed(op: 'register' | 'reregister' | 'deregister', fd: number, token: Token, bits: number, change: () => void): void {
+    try {
+      change();
+    } catch (error) {
+      this.observer!.registration(op, fd, token, bits, -errnoOf(error));
+      throw error;
+    }
+    this.observer!.registration(op, fd, token, bits, 0);
   }
 }
 

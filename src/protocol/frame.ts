@@ -7,11 +7,18 @@ export const HEADER_BYTES = 8;
 /**
  * The length prefix at buf[offset..offset+8). Exact up to 2**53; a larger prefix comes back
  * as an inexact but still larger-than-any-limit number, which is all a limit check needs.
+ * Messages that quote a length use exactLength.
  */
 export function readLength(buf: Uint8Array, offset: number): number {
   const high = ((buf[offset]! << 24) | (buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!) >>> 0;
   const low = ((buf[offset + 4]! << 24) | (buf[offset + 5]! << 16) | (buf[offset + 6]! << 8) | buf[offset + 7]!) >>> 0;
   return high * TWO_POW_32 + low;
+}
+
+/** The length prefix at buf[offset..offset+8), exact to 2**64-1: for error reports only (a
+ *  BigInt per call), so 2**53+1 is not reported as 9007199254740992 (#9). */
+export function exactLength(buf: Uint8Array, offset: number): bigint {
+  return new DataView(buf.buffer, buf.byteOffset + offset, HEADER_BYTES).getBigUint64(0, false);
 }
 
 /** Where the frame starting at `at` ends (its header must be there). */
@@ -50,6 +57,8 @@ export class FrameScan {
   pendingTotal = -1;
   /** Length prefix that broke the limit, or -1. When set, `end` stops before that frame. */
   oversized = -1;
+  /** The same prefix, exact (read as a BigInt only then), for the error report; 0n otherwise. */
+  oversizedLength = 0n;
 }
 
 /**
@@ -65,6 +74,7 @@ export function scanFrames(buf: Uint8Array, start: number, limit: number, maxFra
     const length = readLength(buf, at);
     if (length > maxFrame) {
       scan.oversized = length;
+      scan.oversizedLength = exactLength(buf, at);
       break;
     }
     const total = HEADER_BYTES + length;
@@ -82,7 +92,8 @@ export function scanFrames(buf: Uint8Array, start: number, limit: number, maxFra
 
 export class FrameTooLargeError extends Error {
   readonly code = 'MOB_FRAME_TOO_LARGE';
-  constructor(readonly length: number, readonly maxFrame: number) {
+  /** `length` is exact, up to 2**64-1. */
+  constructor(readonly length: bigint, readonly maxFrame: number) {
     super(`frame length ${length} exceeds the limit of ${maxFrame} bytes`);
   }
 }
@@ -115,27 +126,58 @@ export class FrameAssembler {
    * The complete frames now available, as one region (empty if none). Afterwards `scan.frames`
    * counts them, and `scan.oversized` is a length prefix over the limit (-1 if none): the
    * stream is unusable past that point, and nothing after it is kept.
+   *
+   * The region's buffer holds little besides the region: receivers' queues keep views of it, so
+   * the bytes of a partial frame in the same buffer would be held once there and once more when
+   * that frame is joined (#9 item 5: the uv engine held twice --max-output).
    */
   push(chunk: Buffer): Buffer {
-    let data = chunk;
-    if (this.parts.length > 0) {
-      this.parts.push(chunk);
-      this.partsBytes += chunk.length;
-      if (this.partsBytes < this.needed) {
-        this.scan.frames = 0;
-        this.scan.oversized = -1;
+    const scan = this.scan;
+    if (this.parts.length === 0) {
+      scanFrames(chunk, 0, chunk.length, this.maxFrame, scan);
+      this.keepTail(chunk, scan.end);
+      if (scan.end === chunk.length) return chunk;
+      const region = chunk.subarray(0, scan.end);
+      // More than a quarter of partial frame behind the region: the receivers get a copy instead.
+      return chunk.length - scan.end > scan.end / 4 && scan.end > 0 ? Buffer.concat([region], scan.end) : region;
+    }
+    this.parts.push(chunk);
+    this.partsBytes += chunk.length;
+    scan.frames = 0;
+    scan.oversized = -1;
+    if (this.partsBytes < this.needed) return EMPTY;
+    let total = this.needed;
+    if (total === HEADER_BYTES) {
+      // Only the header was missing: its length now says how much the frame needs.
+      const header = Buffer.concat(this.parts, HEADER_BYTES);
+      const length = readLength(header, 0);
+      if (length > this.maxFrame) {
+        scan.oversized = length;
+        scan.oversizedLength = exactLength(header, 0);
+        this.reset();
         return EMPTY;
       }
-      data = Buffer.concat(this.parts, this.partsBytes);
-      this.reset();
+      total = HEADER_BYTES + length;
+      this.needed = total;
+      if (this.partsBytes < total) return EMPTY;
     }
-    const scan = scanFrames(data, 0, data.length, this.maxFrame, this.scan);
-    if (scan.oversized < 0 && scan.end < data.length) {
-      this.parts.push(data.subarray(scan.end));
-      this.partsBytes = data.length - scan.end;
-      this.needed = scan.pendingTotal > 0 ? scan.pendingTotal : HEADER_BYTES;
-    }
-    return scan.end === data.length ? data : data.subarray(0, scan.end);
+    // The pending frame ends in this chunk: join it and the whole frames after it, nothing more.
+    const frameEnd = chunk.length - (this.partsBytes - total);
+    scanFrames(chunk, frameEnd, chunk.length, this.maxFrame, scan);
+    const joined = Buffer.concat(this.parts, total + (scan.end - frameEnd));
+    this.reset();
+    scan.frames++;
+    this.keepTail(chunk, scan.end);
+    return joined;
+  }
+
+  /** Keeps chunk[end..] (a partial frame) for the next push, unless the stream broke there. */
+  private keepTail(chunk: Buffer, end: number): void {
+    const scan = this.scan;
+    if (scan.oversized >= 0 || end === chunk.length) return;
+    this.parts.push(end === 0 ? chunk : chunk.subarray(end));
+    this.partsBytes = chunk.length - end;
+    this.needed = scan.pendingTotal > 0 ? scan.pendingTotal : HEADER_BYTES;
   }
 
   /** Drops the incomplete frame, if any. */
@@ -172,7 +214,7 @@ export class FrameDecoder {
       this.onFrame(region.subarray(at + HEADER_BYTES, end));
       at = end;
     }
-    const oversized = this.assembler.scan.oversized;
-    if (oversized >= 0) throw new FrameTooLargeError(oversized, this.maxFrame);
+    const scan = this.assembler.scan;
+    if (scan.oversized >= 0) throw new FrameTooLargeError(scan.oversizedLength, this.maxFrame);
   }
 }

@@ -27,7 +27,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
 export type CloseReason =
   | { kind: 'end' }
   | { kind: 'error'; code: string }
-  | { kind: 'frame-too-large'; length: number; limit: number }
+  | { kind: 'frame-too-large'; length: bigint; limit: number }
   | { kind: 'slow-reader'; pending: number; limit: number }
   /** Its partial frame was among the largest when buffered input passed --max-input-total. */
   | { kind: 'input-total'; held: number; total: number; limit: number }
@@ -82,14 +82,28 @@ export function recordClose(stats: ServerStats, log: Logger, id: number, peer: s
     // Every client goes at once: the caller logs one line for all of them.
   } else if (isLimitBreach(reason)) {
     stats.limitBreaches++;
-    log.warn(`closing connection ${id}${peer ? ` (${peer})` : ''}: ${describeClose(reason)}`);
+    warnClose(log, id, peer, reason);
   } else if (log.debugEnabled) {
-    log.debug(`connection ${id} closed: ${describeClose(reason)} (${live} live)`);
+    log.debug(`connection ${id} closed: ${describeClose(reason)} (${live} live)`, { conn: id, reason: reason.kind, live });
   }
 }
 
-export function connLimitMessage(rejected: number, limit: number): string {
-  return `connection limit reached (--max-conns ${limit}): closed ${rejected} new connection${rejected === 1 ? '' : 's'}`;
+/** A breach at warn, one line per kind of breach per second (a flood of them is counted, #9). */
+function warnClose(log: Logger, id: number, peer: string, reason: CloseReason): void {
+  if (!log.limit(reason.kind, `closing connections (${reason.kind})`).admit()) return;
+  const { kind, ...facts } = reason;
+  log.warn(`closing connection ${id}${peer ? ` (${peer})` : ''}: ${describeClose(reason)}`, {
+    conn: id, ...(peer ? { peer } : {}), reason: kind, ...facts,
+  });
+}
+
+/** Logs (rate-limited) and counts the connections an engine accepted and closed at once. */
+export function recordRejected(stats: ServerStats, log: Logger, rejected: number, limit: number): void {
+  stats.rejected += rejected;
+  if (!log.limit('max-conns', `connection limit reached (--max-conns ${limit}): closing new connections`).admit(rejected)) return;
+  log.warn(`connection limit reached (--max-conns ${limit}): closed ${rejected} new connection${rejected === 1 ? '' : 's'}`, {
+    reason: 'max-conns', rejected, limit,
+  });
 }
 
 /** Counters both engines keep; tests and the benchmark read them. */

@@ -1,33 +1,36 @@
 // Names for the bits the kernel actually used, next to mob's portable EventBits: a timeline
 // that only said READABLE would hide exactly what people come to see (EPOLLRDHUP arriving
-// with EPOLLIN, EV_EOF on a read filter that still has data).
-import { InterestBits } from '../native/binding.js';
+// with EPOLLIN, EV_EOF on a read filter that still has data). The values are the addon's
+// (`native.kernel`, from the headers it was built against): nothing is re-encoded here.
+import { InterestBits, native } from '../native/binding.js';
 
 export type Backend = 'epoll' | 'kqueue';
 
-// Linux <sys/epoll.h> values: the ABI, identical on every architecture.
-const EPOLL_BITS: readonly [number, string][] = [
-  [0x001, 'EPOLLIN'], [0x002, 'EPOLLPRI'], [0x004, 'EPOLLOUT'], [0x008, 'EPOLLERR'],
-  [0x010, 'EPOLLHUP'], [0x040, 'EPOLLRDNORM'], [0x080, 'EPOLLRDBAND'], [0x100, 'EPOLLWRNORM'],
-  [0x200, 'EPOLLWRBAND'], [0x400, 'EPOLLMSG'], [0x2000, 'EPOLLRDHUP'],
-  [0x1000_0000, 'EPOLLEXCLUSIVE'], [0x2000_0000, 'EPOLLWAKEUP'], [0x4000_0000, 'EPOLLONESHOT'],
-  [0x8000_0000, 'EPOLLET'],
-];
+/** A kernel constant of the loaded addon's backend, by its C name. */
+export function kernelBit(name: string): number {
+  const value = native.kernel[name];
+  if (value === undefined) throw new Error(`the ${native.backend} addon has no kernel constant ${name}`);
+  return value;
+}
 
-// <sys/event.h>: the same values on macOS, the BSDs and libkqueue.
-const KQUEUE_FLAGS: readonly [number, string][] = [
-  [0x0001, 'EV_ADD'], [0x0002, 'EV_DELETE'], [0x0004, 'EV_ENABLE'], [0x0008, 'EV_DISABLE'],
-  [0x0010, 'EV_ONESHOT'], [0x0020, 'EV_CLEAR'], [0x0040, 'EV_RECEIPT'], [0x0080, 'EV_DISPATCH'],
-  [0x2000, 'EV_FLAG1'], [0x4000, 'EV_ERROR'], [0x8000, 'EV_EOF'],
-];
+/** [value, name] pairs of the loaded backend whose names start with one of `prefixes`, in the
+ *  order the addon lists them; empty when the addon is the other backend. */
+function table(backend: Backend, prefixes: readonly string[]): [number, string][] {
+  if (native.backend !== backend) return [];
+  return Object.entries(native.kernel)
+    .filter(([name]) => prefixes.some((prefix) => name.startsWith(prefix)))
+    .map(([name, value]) => [value >>> 0, name]);
+}
 
-const KQUEUE_FILTERS: Record<number, string> = { [-1]: 'EVFILT_READ', [-2]: 'EVFILT_WRITE' };
+let epollBits: [number, string][] | undefined;
+let kqueueFlags: [number, string][] | undefined;
+let kqueueFilters: Map<number, string> | undefined;
 
-function names(value: number, table: readonly [number, string][]): string {
+function names(value: number, bits: readonly [number, string][]): string {
   const parts: string[] = [];
   let rest = value >>> 0;
-  for (const [bit, name] of table) {
-    if ((rest & bit) >>> 0 === bit) {
+  for (const [bit, name] of bits) {
+    if (bit !== 0 && (rest & bit) >>> 0 === bit) {
       parts.push(name);
       rest = (rest & ~bit) >>> 0;
     }
@@ -37,15 +40,19 @@ function names(value: number, table: readonly [number, string][]): string {
 }
 
 export function epollEventNames(events: number): string {
-  return names(events, EPOLL_BITS);
+  epollBits ??= table('epoll', ['EPOLL']);
+  return names(events, epollBits);
 }
 
 export function kqueueFlagNames(flags: number): string {
-  return names(flags, KQUEUE_FLAGS);
+  kqueueFlags ??= table('kqueue', ['EV_']);
+  return names(flags, kqueueFlags);
 }
 
 export function kqueueFilterName(filter: number): string {
-  return KQUEUE_FILTERS[filter] ?? `filter ${filter}`;
+  // Filters are small negative numbers: compare them signed.
+  kqueueFilters ??= new Map(table('kqueue', ['EVFILT_']).map(([value, name]) => [value | 0, name]));
+  return kqueueFilters.get(filter) ?? `filter ${filter}`;
 }
 
 /** The raw word of one event (binding.ts layout, word [3]) in the backend's own vocabulary. */
@@ -58,24 +65,40 @@ export function describeRawEvent(backend: Backend, raw: number, data: number): s
 
 /** What the addon hands the kernel for a registration change (mirrors native/selector_*.cc). */
 export function describeRegistration(backend: Backend, op: 'register' | 'reregister' | 'deregister', bits: number): string {
-  if (backend === 'epoll') {
-    if (op === 'deregister') return 'EPOLL_CTL_DEL';
-    let events = 0;
-    if (bits & InterestBits.READABLE) events |= 0x001 | 0x2000;
-    if (bits & InterestBits.WRITABLE) events |= 0x004;
-    if (bits & InterestBits.EDGE) events |= 0x8000_0000;
-    if (bits & InterestBits.ONESHOT) events |= 0x4000_0000;
-    return `${op === 'register' ? 'EPOLL_CTL_ADD' : 'EPOLL_CTL_MOD'} ${epollEventNames(events)}`;
+  if (native.backend !== backend) return op;
+  return backend === 'epoll' ? describeEpollChange(op, bits) : describeKqueueChange(op, bits);
+}
+
+function describeEpollChange(op: 'register' | 'reregister' | 'deregister', bits: number): string {
+  if (op === 'deregister') return 'EPOLL_CTL_DEL';
+  const k = native.kernel;
+  let events = 0;
+  if (bits & InterestBits.READABLE) {
+    events |= k.EPOLLIN!;
+    // EXCLUSIVE implies NO_RDHUP: the kernel refuses EPOLLRDHUP with EPOLLEXCLUSIVE.
+    if (!(bits & (InterestBits.NO_RDHUP | InterestBits.EXCLUSIVE))) events |= k.EPOLLRDHUP!;
   }
-  if (op === 'deregister') return 'EVFILT_WRITE EV_DELETE, EVFILT_READ EV_DELETE';
-  let mode = 0x0040; // EV_RECEIPT on every change
-  if (bits & InterestBits.EDGE) mode |= 0x0020;
-  if (bits & InterestBits.ONESHOT) mode |= 0x0010;
+  if (bits & InterestBits.WRITABLE) events |= k.EPOLLOUT!;
+  if (bits & InterestBits.EDGE) events |= k.EPOLLET!;
+  if (bits & (InterestBits.ONESHOT | InterestBits.DISPATCH)) events |= k.EPOLLONESHOT!;
+  if (bits & InterestBits.EXCLUSIVE) events |= k.EPOLLEXCLUSIVE!;
+  return `${op === 'register' ? 'EPOLL_CTL_ADD' : 'EPOLL_CTL_MOD'} ${epollEventNames(events)}`;
+}
+
+function describeKqueueChange(op: 'register' | 'reregister' | 'deregister', bits: number): string {
+  const k = native.kernel;
+  if (op === 'deregister') return `EVFILT_WRITE ${kqueueFlagNames(k.EV_DELETE! | k.EV_RECEIPT!)}, EVFILT_READ ${kqueueFlagNames(k.EV_DELETE! | k.EV_RECEIPT!)}`;
+  let mode = k.EV_RECEIPT!;
+  if (bits & InterestBits.EDGE) mode |= k.EV_CLEAR!;
+  if (bits & InterestBits.ONESHOT) mode |= k.EV_ONESHOT!;
+  if (bits & InterestBits.DISPATCH) mode |= k.EV_DISPATCH! | k.EV_ENABLE!;
   const change = (filter: string, wanted: boolean): string | null => {
-    if (wanted) return `${filter} ${kqueueFlagNames(0x0001 | mode)}`;
-    return op === 'reregister' ? `${filter} ${kqueueFlagNames(0x0002 | mode)}` : null;
+    if (wanted) return `${filter} ${kqueueFlagNames(k.EV_ADD! | mode)}`;
+    return op === 'reregister' ? `${filter} ${kqueueFlagNames(k.EV_DELETE! | (mode & ~k.EV_ENABLE!))}` : null;
   };
-  return [change('EVFILT_WRITE', (bits & InterestBits.WRITABLE) !== 0), change('EVFILT_READ', (bits & InterestBits.READABLE) !== 0)]
-    .filter((part): part is string => part !== null)
-    .join(', ');
+  const changes = [change('EVFILT_WRITE', (bits & InterestBits.WRITABLE) !== 0), change('EVFILT_READ', (bits & InterestBits.READABLE) !== 0)]
+    .filter((part): part is string => part !== null);
+  // libkqueue would keep a disabled filter's old udata: the addon deletes both first.
+  if (op === 'reregister' && (bits & InterestBits.DISPATCH) && process.platform === 'linux') changes.unshift('EV_DELETE both');
+  return changes.join(', ');
 }

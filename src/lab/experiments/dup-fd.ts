@@ -1,5 +1,4 @@
 import { performance } from 'node:perf_hooks';
-import { Interest, Trigger } from '../../poll/index.js';
 import { countOf, type Experiment } from '../harness.js';
 
 const SERVER = 1;
@@ -8,10 +7,7 @@ export const dupFd: Experiment = {
   name: 'dup-fd',
   summary: 'fd versus file description: dup a registered socket, close the original without deregistering, and events keep coming (Linux)',
   async run(lab) {
-    const { client, server } = await lab.pair();
-    const poll = lab.newPoll();
-    lab.name(SERVER, 'server');
-    lab.register(poll, server, SERVER, Interest.READABLE, Trigger.EDGE);
+    const { client, server, poll } = await lab.watchedServer();
     const copy = lab.dup(server);
     lab.note(`fd ${server} and fd ${copy} now name one open file description (one socket)`);
     lab.note(`close fd ${server} without deregistering it`);

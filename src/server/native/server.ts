@@ -9,7 +9,7 @@ import { Events, Interest, Poll, Ready, Trigger, describeReady, type Registry } 
 import { FrameScan, scanFrames } from '../../protocol/frame.js';
 import type { Logger } from '../../log.js';
 import {
-  connLimitMessage, describeClose, DoomList, emptyStats, failureReason, HalfClosedClients, recordClose, shedInput,
+  describeClose, DoomList, emptyStats, failureReason, HalfClosedClients, recordClose, recordRejected, shedInput,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
 import { deliveredFrames, dropAll, Relays, type FanoutHost, type Relay } from '../fanout.js';
@@ -85,9 +85,11 @@ export class NativeServer implements MobServer, FanoutHost {
   private readonly shutdown: Shutdown;
   private readonly reclaimer = new Reclaimer();
 
-  constructor(options: ServerOptions, private readonly log: Logger) {
+  /** A tracer given here also sees the listener's own registration. */
+  constructor(options: ServerOptions, private readonly log: Logger, tracer: LoopTracer | null = null) {
     this.limits = { ...options.limits, maxConns: fitConnLimit(options.limits.maxConns, log, options.explicitMaxConns) };
     this.registry = this.poll.registry;
+    this.setTracer(tracer);
     this.keepListenFd = options.listenFd !== undefined && options.keepListenFd === true;
     this.listenFd = options.listenFd ?? native.listen(options.host, options.port, 0, options.reusePort ?? false);
     try {
@@ -171,7 +173,7 @@ export class NativeServer implements MobServer, FanoutHost {
     const tracer = this.tracer;
     const logEvents = this.log.traceEnabled;
     const count = events.length;
-    if (tracer !== null) tracer.batch(count);
+    if (tracer !== null) tracer.batch(count, 0, -1);
     for (let i = 0; i < count; i++) {
       const slot = events.tokenLow(i);
       const flags = events.flags(i);
@@ -228,7 +230,10 @@ export class NativeServer implements MobServer, FanoutHost {
     for (let i = 0; i < list.length; i++) {
       const conn = list[i]!;
       conn.unfinished = false;
-      if (conn.liveIndex >= 0 && !conn.readClosed) this.read(conn);
+      if (conn.liveIndex >= 0 && !conn.readClosed) {
+        if (this.tracer !== null) this.tracer.readBudget('resume', conn.fd, conn.token, READ_BUDGET);
+        this.read(conn);
+      }
     }
     list.length = 0;
     this.endBatch();
@@ -236,6 +241,7 @@ export class NativeServer implements MobServer, FanoutHost {
 
   private readLater(conn: Connection): void {
     if (conn.unfinished) return;
+    if (this.tracer !== null) this.tracer.readBudget('spent', conn.fd, conn.token, READ_BUDGET);
     conn.unfinished = true;
     this.unfinished.push(conn);
   }
@@ -264,14 +270,13 @@ export class NativeServer implements MobServer, FanoutHost {
         break;
       }
       // ENOBUFS, ENOMEM...: the queue is not drained, and under EPOLLET nothing would say so again.
-      this.log.error(`accept failed: ${native.errnoName(-fd)}; retrying in ${ACCEPT_RETRY_MS} ms`);
+      if (this.log.limit('accept-failed', 'accept failed; retrying', 'error').admit()) {
+        this.log.error(`accept failed: ${native.errnoName(-fd)}; retrying in ${ACCEPT_RETRY_MS} ms`, { reason: 'accept-failed', errno: native.errnoName(-fd) });
+      }
       this.retryAcceptLater();
       break;
     }
-    if (rejected > 0) {
-      this.stats.rejected += rejected;
-      this.log.warn(connLimitMessage(rejected, this.limits.maxConns));
-    }
+    if (rejected > 0) recordRejected(this.stats, this.log, rejected, this.limits.maxConns);
   }
 
   private evictHalfClosed(): boolean {
@@ -286,7 +291,9 @@ export class NativeServer implements MobServer, FanoutHost {
     if (this.spareFd < 0) this.spareFd = openSpare();
     if (this.spareFd < 0) {
       // Someone else holds the descriptor the spare had: shed nothing now, but look again.
-      this.log.warn(`out of descriptors (${native.errnoName(errno)}) and no spare; retrying accept in ${ACCEPT_RETRY_MS} ms`);
+      if (this.log.limit('no-spare-fd', 'out of descriptors and no spare; retrying accept').admit()) {
+        this.log.warn(`out of descriptors (${native.errnoName(errno)}) and no spare; retrying accept in ${ACCEPT_RETRY_MS} ms`, { reason: 'no-spare-fd' });
+      }
       this.retryAcceptLater();
       return;
     }
@@ -306,7 +313,11 @@ export class NativeServer implements MobServer, FanoutHost {
     }
     this.spareFd = openSpare();
     this.stats.rejected += shed;
-    this.log.warn(`out of descriptors (${native.errnoName(errno)}): closed ${shed} queued connection${shed === 1 ? '' : 's'}`);
+    if (this.log.limit('out-of-descriptors', 'out of descriptors: closing queued connections').admit(shed)) {
+      this.log.warn(`out of descriptors (${native.errnoName(errno)}): closed ${shed} queued connection${shed === 1 ? '' : 's'}`, {
+        reason: 'out-of-descriptors', errno: native.errnoName(errno), shed,
+      });
+    }
     if (last !== -EAGAIN) this.retryAcceptLater();
   }
 
@@ -380,7 +391,7 @@ export class NativeServer implements MobServer, FanoutHost {
         tail = at + n - scan.end;
         if (scan.oversized >= 0) {
           // The frames before it are committed and still go out; only this client goes.
-          this.remove(conn, { kind: 'frame-too-large', length: scan.oversized, limit: maxFrame });
+          this.remove(conn, { kind: 'frame-too-large', length: scan.oversizedLength, limit: maxFrame });
           return;
         }
         if (scan.pendingTotal > ASSEMBLY_THRESHOLD) {
@@ -654,13 +665,15 @@ export class NativeServer implements MobServer, FanoutHost {
       this.tracer.connection('close', conn.fd, conn.token, describeClose(reason));
     }
     this.slab.remove(conn);
+    // Output it leaves unsent is garbage too: a slow reader's, up to --max-output (#9 item 5).
+    const outputDropped = conn.queuedBytes;
     this.stats.bytesQueued -= conn.queuedBytes;
     conn.output = null;
     conn.queuedBytes = 0;
     conn.stash = null;
     conn.stashLength = 0;
     conn.assembly = null;
-    this.reclaimer.release(conn.inputHeld);
+    this.reclaimer.release(conn.inputHeld + outputDropped);
     this.holdInput(conn, 0);
     conn.closing ??= reason;
     recordClose(this.stats, this.log, conn.token, conn.peer, reason, this.slab.size);
@@ -690,7 +703,9 @@ export class NativeServer implements MobServer, FanoutHost {
         if (this.acceptRetry !== null) clearTimeout(this.acceptRetry);
         this.acceptRetry = null;
         this.registry.deregister(this.listenFd);
-        if (!this.keepListenFd) native.close(this.listenFd);
+        if (this.keepListenFd) return;
+        const closed = native.close(this.listenFd);
+        if (this.tracer !== null) this.tracer.call('close', this.listenFd, LISTENER_SLOT, closed, 0);
       },
       windDownAll: () => {
         // Broadcast what was read before the stop: that much was promised.

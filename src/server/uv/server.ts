@@ -13,7 +13,8 @@
 //   engine does per batch. Reported beside the others so the comparison hides nothing.
 //
 // node:net buffers writes without limit; like the native engine, a receiver whose unsent output
-// (socket.writableLength) exceeds --max-output is disconnected as a slow reader.
+// (what the kernel has not taken: unsent.ts) exceeds --max-output is disconnected as a slow
+// reader.
 //
 // Batches leave and arrive through the fan-out seam (fanout.ts), and shutdown follows the same
 // steps as the native engine's (shutdown.ts).
@@ -22,12 +23,13 @@ import { FrameAssembler, FrameScan, nextFrame } from '../../protocol/frame.js';
 import type { Logger } from '../../log.js';
 import { fitConnLimit } from '../fdlimit.js';
 import {
-  connLimitMessage, DoomList, emptyStats, failureReason, HalfClosedClients, recordClose, shedInput,
+  DoomList, emptyStats, failureReason, HalfClosedClients, recordClose, recordRejected, shedInput,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
 import { deliveredFrames, dropAll, Relays, type FanoutHost, type Relay } from '../fanout.js';
 import { Reclaimer } from '../reclaim.js';
 import { Shutdown, type WindDown } from '../shutdown.js';
+import { unsentBytes } from './unsent.js';
 
 export type UvMode = 'plain' | 'corked' | 'coalesced';
 
@@ -36,6 +38,10 @@ const BACKLOG = 65535;
 /** Corked output a receiver may hold within one turn beyond --max-output before it is cut off
  *  at once (the limit proper is checked when the turn uncorks). */
 const CORKED_ALLOWANCE = 16 * 1024 * 1024;
+/** A receiver holding more than --max-output / this gets each batch in one write, whatever the
+ *  mode: per-frame writes would add a Buffer and a stream entry (~200 bytes) per queued frame to
+ *  what it holds, 20% more memory at 1 KiB frames (#9 item 5). The bytes on the wire are the same. */
+const BACKED_UP_FRACTION = 8;
 
 class UvConnection {
   /** Index in UvServer.live; -1 once removed. */
@@ -83,7 +89,7 @@ export class UvServer implements MobServer, FanoutHost {
     // A gauge read rarely (metrics): summed on demand rather than kept on every write.
     Object.defineProperty(this.stats, 'bytesQueued', {
       enumerable: true,
-      get: () => this.live.reduce((sum, conn) => sum + conn.socket.writableLength, 0),
+      get: () => this.live.reduce((sum, conn) => sum + unsentBytes(conn.socket), 0),
     });
   }
 
@@ -106,7 +112,11 @@ export class UvServer implements MobServer, FanoutHost {
       if (fd !== undefined) uv.server.listen({ fd, backlog: BACKLOG }, ready);
       else uv.server.listen({ host: options.host, port: options.port, backlog: BACKLOG }, ready);
     });
-    uv.server.on('error', (error) => log.error(`accept failed: ${(error as NodeJS.ErrnoException).code ?? error.message}`));
+    // libuv sheds on EMFILE itself (uv__emfile_trick) and reports each failed accept here.
+    uv.server.on('error', (error) => {
+      const code = (error as NodeJS.ErrnoException).code ?? error.message;
+      if (log.limit('accept-failed', 'accept failed', 'error').admit()) log.error(`accept failed: ${code}`, { reason: 'accept-failed', errno: code });
+    });
     const address = uv.server.address();
     if (address === null || typeof address === 'string') throw new Error('node:net returned no TCP address');
     uv.address = { host: fd !== undefined ? address.address : options.host, port: address.port };
@@ -171,8 +181,7 @@ export class UvServer implements MobServer, FanoutHost {
   private logRejected(): void {
     const rejected = this.rejectedThisTurn;
     this.rejectedThisTurn = 0;
-    this.stats.rejected += rejected;
-    this.log.warn(connLimitMessage(rejected, this.limits.maxConns));
+    recordRejected(this.stats, this.log, rejected, this.limits.maxConns);
   }
 
   // --- read --------------------------------------------------------------------------
@@ -191,7 +200,7 @@ export class UvServer implements MobServer, FanoutHost {
       this.outbound(conn, region, frames);
       this.removeDoomed();
     }
-    if (oversized >= 0 && conn.liveIndex >= 0) this.drop(conn, { kind: 'frame-too-large', length: oversized, limit: this.limits.maxFrame });
+    if (oversized >= 0 && conn.liveIndex >= 0) this.drop(conn, { kind: 'frame-too-large', length: conn.frames.scan.oversizedLength, limit: this.limits.maxFrame });
   }
 
   /** Counts a change in what a connection holds for its partial frame; enforces --max-input-total. */
@@ -243,6 +252,7 @@ export class UvServer implements MobServer, FanoutHost {
     // like the native engine's against what the kernel did not take. A turn reads a bounded
     // amount (libuv: at most 32 reads per socket per event), so this is bounded too.
     const limit = cork ? maxOutput + CORKED_ALLOWANCE : maxOutput;
+    const backedUp = maxOutput / BACKED_UP_FRACTION;
     this.stats.framesDelivered += frames * live.length;
     for (let i = 0; i < live.length; i++) {
       const conn = live[i]!;
@@ -252,7 +262,7 @@ export class UvServer implements MobServer, FanoutHost {
         socket.cork();
         this.corked.push(conn);
       }
-      if (this.perFrame && frames > 1) {
+      if (this.perFrame && frames > 1 && socket.writableLength < backedUp) {
         for (let at = 0; at < region.length; ) {
           const end = nextFrame(region, at);
           socket.write(region.subarray(at, end));
@@ -261,7 +271,7 @@ export class UvServer implements MobServer, FanoutHost {
       } else {
         socket.write(region);
       }
-      if (socket.writableLength > limit) this.doomSlow(conn, socket.writableLength);
+      if (socket.writableLength > limit) this.checkUnsent(conn, limit);
     }
     if (cork) this.scheduleFlush();
   }
@@ -281,14 +291,17 @@ export class UvServer implements MobServer, FanoutHost {
       conn.corked = false;
       if (conn.liveIndex < 0) continue;
       conn.socket.uncork();
-      if (conn.socket.writableLength > this.limits.maxOutput) this.doomSlow(conn, conn.socket.writableLength);
+      if (conn.socket.writableLength > this.limits.maxOutput) this.checkUnsent(conn, this.limits.maxOutput);
     }
     corked.length = 0;
     this.removeDoomed();
   }
 
-  private doomSlow(conn: UvConnection, pending: number): void {
-    this.doomed.add(conn, { kind: 'slow-reader', pending, limit: this.limits.maxOutput });
+  /** writableLength only ever counts more than is unsent, so the exact figure is read only
+   *  past the limit. */
+  private checkUnsent(conn: UvConnection, limit: number): void {
+    const unsent = unsentBytes(conn.socket);
+    if (unsent > limit) this.doomed.add(conn, { kind: 'slow-reader', pending: unsent, limit: this.limits.maxOutput });
   }
 
   private removeDoomed(): void {
@@ -315,7 +328,8 @@ export class UvServer implements MobServer, FanoutHost {
       last.liveIndex = index;
     }
     conn.liveIndex = -1;
-    this.reclaimer.release(conn.inputHeld);
+    // Output it leaves unsent is garbage too: a slow reader's, up to --max-output (#9 item 5).
+    this.reclaimer.release(conn.inputHeld + conn.socket.writableLength);
     this.resetInput(conn);
     conn.closing ??= reason;
     recordClose(this.stats, this.log, conn.id, conn.peer, reason, live.length);

@@ -1,0 +1,126 @@
+// One client that never reads, against a `mob serve` child, with the server's RSS sampled from
+// /proc: shared by scripts/nonreader-rss.ts and test/uv-bounds.test.ts.
+import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { encodeFrame } from '../../src/protocol/frame.ts';
+import { spawnServe, stopServe } from './serve-process.ts';
+import { rssKiB } from './proc.ts';
+
+export interface NonReaderOptions {
+  engine: string;
+  maxOutput: number;
+  frameBytes: number;
+  /** Bytes of the same traffic, everyone reading, before the baseline is taken (default 8 MiB:
+   *  enough for the JIT and the heap to settle, little enough to leave no garbage behind). */
+  warmUpBytes?: number;
+  /** Give up after this long (the non-reader was never cut off). */
+  timeoutMs?: number;
+}
+
+export interface NonReaderResult {
+  /** Server RSS just after startup, before any traffic. */
+  coldKiB: number;
+  /** Server RSS before the non-reader connects, after the warm-up. */
+  baselineKiB: number;
+  /** Highest RSS sampled while the non-reader was connected. */
+  peakKiB: number;
+  /** 1 s and 5 s after the server cut it off (the sender stops then). */
+  afterKiB: number;
+  settledKiB: number;
+  /** Peak RSS while a second non-reader came and went. */
+  secondPeakKiB: number;
+  sentBytes: number;
+  /** The server's warning about the cut. */
+  warning: string;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function open(port: number): Promise<Socket> {
+  const socket = connect({ port, host: '127.0.0.1', noDelay: true });
+  await once(socket, 'connect');
+  return socket;
+}
+
+/** What the sender may have sent and not yet read back: it must not become a slow reader itself
+ *  (its echo is the whole stream too), so the server holds next to nothing for it. */
+const SENDER_WINDOW = 4 * 1024 * 1024;
+
+/** A sender reading its own echo. */
+class Sender {
+  sent = 0;
+  echoed = 0;
+  error: Error | null = null;
+
+  constructor(readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => (this.echoed += chunk.length));
+    socket.on('error', (error) => (this.error = error));
+  }
+
+  /** Sends `frame` until `until()` holds, never more than SENDER_WINDOW ahead of its echo. */
+  async send(frame: Buffer, until: () => boolean): Promise<void> {
+    while (!until() && this.error === null) {
+      if (this.sent - this.echoed > SENDER_WINDOW) {
+        await sleep(1);
+        continue;
+      }
+      const more = this.socket.write(frame);
+      this.sent += frame.length;
+      if (!more) await once(this.socket, 'drain').catch(() => {});
+    }
+  }
+}
+
+export async function measureNonReader(options: NonReaderOptions): Promise<NonReaderResult> {
+  const { engine, maxOutput, frameBytes, warmUpBytes = 8 * 1024 * 1024, timeoutMs = 60_000 } = options;
+  const server = await spawnServe(['--engine', engine, '--max-output', String(maxOutput), '--max-frame', String(Math.max(frameBytes, 1024))], {
+    env: { MOB_LOG: 'warn' },
+  });
+  const pid = server.child.pid!;
+  const coldKiB = rssKiB(pid).total;
+  const frame = encodeFrame(Buffer.alloc(frameBytes, 0x6d));
+  const sender = new Sender(await open(server.port));
+  try {
+    if (warmUpBytes > 0) {
+      const warm = await open(server.port);
+      warm.resume();
+      await sender.send(frame, () => sender.sent > warmUpBytes);
+      warm.destroy();
+    }
+    await sleep(1000);
+    const baselineKiB = rssKiB(pid).total;
+
+    // One non-reader until it is cut off; the peak RSS meanwhile.
+    const round = async (): Promise<{ peakKiB: number; sentBytes: number }> => {
+      const cuts = (server.stderr().match(/slow reader/g) ?? []).length;
+      const cut = () => (server.stderr().match(/slow reader/g) ?? []).length > cuts;
+      const nonReader = await open(server.port);
+      nonReader.pause();
+      nonReader.on('error', () => {});
+      let peakKiB = rssKiB(pid).total;
+      const sampler = setInterval(() => (peakKiB = Math.max(peakKiB, rssKiB(pid).total)), 10);
+      const deadline = Date.now() + timeoutMs;
+      const before = sender.sent;
+      await sender.send(frame, () => cut() || Date.now() > deadline);
+      await sleep(100);
+      clearInterval(sampler);
+      peakKiB = Math.max(peakKiB, rssKiB(pid).total);
+      nonReader.destroy();
+      if (sender.error !== null) throw new Error(`the sender failed (${sender.error.message}): ${server.stderr()}`);
+      if (!cut()) throw new Error(`the server never cut the non-reader off: ${server.stderr()}`);
+      return { peakKiB, sentBytes: sender.sent - before };
+    };
+    const { peakKiB, sentBytes } = await round();
+    await sleep(1000);
+    const afterKiB = rssKiB(pid).total;
+    await sleep(4000);
+    const settledKiB = rssKiB(pid).total;
+    // A second one: the memory the first left behind is used again, not added to.
+    const second = await round();
+    const warning = server.stderr().split('\n').find((line) => line.includes('slow reader')) ?? '';
+    return { coldKiB, baselineKiB, peakKiB, afterKiB, settledKiB, secondPeakKiB: second.peakKiB, sentBytes, warning };
+  } finally {
+    sender.socket.destroy();
+    await stopServe(server.child);
+  }
+}
