@@ -105,8 +105,7 @@ describe('the timeline', () => {
       const client = await TestClient.connect(port);
       client.send('json only');
       await client.waitFrames(1);
-      client.socket.end();
-      await client.waitClosed();
+      client.socket.resetAndDestroy(); // a FIN alone would leave it a receiver (half-close)
       await waitFor(() => stdout.includes('"op":"close"'), 'the removal', 5000);
     } finally {
       child.kill('SIGTERM');

@@ -185,9 +185,17 @@ export async function traceOneClient(): Promise<string[]> {
       received += chunk.length;
       if (received === 13) socket.end();
     });
-    socket.on('close', () => resolve());
+    // After its FIN the client stays a receiver (half-close): the server's shutdown ends it.
+    const halfClosed = setInterval(() => {
+      if (!lines.some((line) => line.includes('half-closed'))) return;
+      clearInterval(halfClosed);
+      void server.close();
+    }, 10);
+    socket.on('close', () => {
+      clearInterval(halfClosed);
+      resolve();
+    });
   });
-  for (let i = 0; i < 100 && !lines.some((line) => line.includes('removed')); i++) await new Promise((resolve) => setTimeout(resolve, 10));
   await server.close();
   return lines;
 }
