@@ -105,7 +105,8 @@ describe('the timeline', () => {
       const client = await TestClient.connect(port);
       client.send('json only');
       await client.waitFrames(1);
-      client.socket.resetAndDestroy(); // a FIN alone would leave it a receiver (half-close)
+      // A reset, not a FIN: a half-closed client stays a receiver until shutdown (#9).
+      client.socket.resetAndDestroy();
       await waitFor(() => stdout.includes('"op":"close"'), 'the removal', 5000);
     } finally {
       child.kill('SIGTERM');

@@ -164,15 +164,16 @@ function firstDifference(committed: string, now: string): string {
 }
 
 /** `mob serve --trace`, in-process: one client connects, sends a 5-byte frame, reads its echo
- *  and half-closes; the server's timeline until the client is removed and the server closed. */
+ *  and half-closes; a half-closed client stays a receiver (#9), so the timeline runs on through
+ *  the server's shutdown: FIN to the client, its EOF drained, then the close. */
 export async function traceOneClient(): Promise<string[]> {
   const { NativeServer } = await import('../../src/server/native/server.js');
   const lines: string[] = [];
   const server = new NativeServer({ host: '127.0.0.1', port: 0, limits: DEFAULT_LIMITS, shutdownTimeoutMs: 1000 },
     new Logger('error'), createTimeline('text', (line) => lines.push(line)));
   lines.unshift(`listening on 127.0.0.1:${server.address.port}`);
-  await new Promise<void>((resolve, reject) => {
-    const socket = createConnection(server.address.port, '127.0.0.1');
+  const socket = createConnection(server.address.port, '127.0.0.1');
+  const closed = new Promise<void>((resolve, reject) => {
     let received = 0;
     socket.on('error', reject);
     socket.on('connect', () => {
@@ -185,17 +186,11 @@ export async function traceOneClient(): Promise<string[]> {
       received += chunk.length;
       if (received === 13) socket.end();
     });
-    // After its FIN the client stays a receiver (half-close): the server's shutdown ends it.
-    const halfClosed = setInterval(() => {
-      if (!lines.some((line) => line.includes('half-closed'))) return;
-      clearInterval(halfClosed);
-      void server.close();
-    }, 10);
-    socket.on('close', () => {
-      clearInterval(halfClosed);
-      resolve();
-    });
+    socket.on('close', () => resolve());
   });
+  const seen = (word: string) => lines.some((line) => line.includes(word));
+  for (let i = 0; i < 200 && !seen('half-closed'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
   await server.close();
+  await closed;
   return lines;
 }
