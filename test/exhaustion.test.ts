@@ -143,12 +143,14 @@ test('no descriptor leaks: after churn with resets and mid-frame hang-ups, the f
           socket.resetAndDestroy(); // nothing, RST
         }
       }
-      // FIN alone leaves a client a receiver (half-close); these close for good once their FIN
-      // is out, which the server notices when it next writes to them.
-      for (const { socket, kind } of sockets) if (kind < 2) socket.once('finish', () => socket.destroy());
+      // FIN alone leaves a client a receiver (half-close); these close for good once the server
+      // has relayed their frames (closing earlier, with the server's broadcasts unread, would
+      // reset the connection and take their own frames with it), which the server notices
+      // when it next writes to them.
+      await steady.waitFrames(1 + sent, 15_000);
+      for (const { socket, kind } of sockets) if (kind < 2) socket.destroy();
       await waitFor(() => sockets.every(({ socket }) => socket.closed), `wave ${wave}: every churn socket closed`);
     }
-    await steady.waitFrames(1 + sent, 15_000);
     // One more broadcast: the writes to the last wave's closed clients fail, and they go.
     steady.send('sweep');
     await steady.waitFrames(2 + sent, 15_000);

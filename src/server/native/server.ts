@@ -194,6 +194,9 @@ export class NativeServer implements MobServer, FanoutHost {
       if (conn.liveIndex >= 0 && (flags & Ready.ERROR) !== 0) {
         const errno = native.socketError(conn.fd);
         if (errno > 0) this.remove(conn, failureReason(conn.readClosed, native.errnoName(errno)));
+        // libkqueue reads SO_ERROR itself to report it, leaving 0 here; the read then saw EOF,
+        // and this flag is all that tells a reset from a half-close.
+        else if (conn.readClosed) this.remove(conn, { kind: 'end' });
       }
     }
     this.endBatch();
