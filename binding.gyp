@@ -29,6 +29,9 @@
       'defines': [
         'NAPI_VERSION=8',
         'NAPI_DISABLE_CPP_EXCEPTIONS',
+        # A call into the addon while a worker is being terminated cannot throw: without
+        # this, node-addon-api turns that into a fatal error that aborts the process.
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
       ],
       'cflags!': ['-Wno-unused-parameter'],
       'cflags_cc!': ['-std=gnu++17', '-Wno-unused-parameter'],

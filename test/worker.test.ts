@@ -147,6 +147,35 @@ describe('the addon loaded only in worker threads', { skip: process.platform !==
   }
 });
 
+// Workers terminated while they call into the addon in a loop: a call that arrives as the
+// environment stops cannot throw, and node-addon-api used to make that a fatal error that
+// aborted the whole process (NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS in the builds).
+const BUSY_CHILD = String.raw`
+const { Worker } = require('node:worker_threads');
+const code = 'const b = require(' + JSON.stringify(process.argv[1]) + ');' +
+  "const p = new b.Poller(); const l = b.listen('127.0.0.1', 0, 0, false); p.add(l, 1, 1);" +
+  "const w = new Uint32Array(b.EVENT_STRIDE * 4); require('node:worker_threads').parentPort.postMessage('busy');" +
+  'for (;;) { p.wait(w, 0); p.fd; b.accept(l); b.errnoName(11); }';
+(async () => {
+  for (let round = 0; round < 10; round++) {
+    await Promise.all(Array.from({ length: 4 }, async (_, i) => {
+      const worker = new Worker(code, { eval: true });
+      await new Promise((resolve) => worker.once('message', resolve));
+      await new Promise((resolve) => setTimeout(resolve, 2 + i * 5));
+      await worker.terminate();
+    }));
+  }
+  console.log('survived');
+})();
+`;
+
+test('workers terminated in the middle of addon calls do not abort the process', () => {
+  const child = spawnSync(process.execPath, ['-e', BUSY_CHILD, addonPath], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(child.signal, null, `child killed by ${child.signal}: ${child.stderr.split('\n').slice(0, 3).join(' | ')}`);
+  assert.equal(child.status, 0, child.stderr);
+  assert.equal(child.stdout.trim(), 'survived');
+});
+
 describe('descriptors shared with worker threads', () => {
   // These load the addon in this process too: the listener and the socketpair are made here.
   const load = () => import('../src/native/binding.ts').then((m) => m.loadNative());
