@@ -205,7 +205,8 @@ test('entries Redis lost before a node read them (a restart without persistence)
       await redis.resume();
       buses[0]!.publish(batch(6), 0, batch(6).length);
       await waitFor(() => b.drops.length > 0, 'node b to notice the loss');
-      assert.match(b.drops[0]!, /entries 2…5 of publisher .* never arrived \(lost by Redis\)/);
+      // Entry 2 may have slipped through: node b's read for it was on its way when the hold began.
+      assert.match(b.drops[0]!, /entries [23]…5 of publisher .* never arrived \(lost by Redis\)/);
       assert.deepEqual(a.drops, []);
     } finally {
       await closeAll(buses);
