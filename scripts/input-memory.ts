@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { writeLength } from '../src/protocol/frame.ts';
 import { rssKiB } from './lib/proc.ts';
 import { spawnServe } from './lib/serve-process.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const { values } = parseArgs({
   options: {
@@ -26,7 +27,6 @@ const args = ['--engine', values.engine!];
 if (values['max-input-total']) args.push('--max-input-total', values['max-input-total']);
 const server = await spawnServe(args, { env: { MOB_LOG: 'warn' }, cli: values.cli });
 const pid = server.child.pid!;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
 try {
   await sleep(500);
