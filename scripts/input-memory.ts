@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { writeLength } from '../src/protocol/frame.ts';
 import { rssKiB } from './lib/proc.ts';
 import { spawnServe } from './lib/serve-process.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const { values } = parseArgs({
   options: {
@@ -24,10 +25,8 @@ const clients = Number(values.clients);
 const bodyBytes = Number(values.body);
 const args = ['--engine', values.engine!];
 if (values['max-input-total']) args.push('--max-input-total', values['max-input-total']);
-const cli = values.cli;
-const server = await spawnServe(args, { env: { MOB_LOG: 'warn' }, wrap: cli === undefined ? undefined : (argv) => [argv[0]!, cli, ...argv.slice(2)] });
+const server = await spawnServe(args, { env: { MOB_LOG: 'warn' }, cli: values.cli });
 const pid = server.child.pid!;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
 try {
   await sleep(500);

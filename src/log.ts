@@ -10,7 +10,7 @@
 export const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 export type Level = (typeof LEVELS)[number];
 
-export const FORMATS = ['text', 'json'] as const;
+const FORMATS = ['text', 'json'] as const;
 export type LogFormat = (typeof FORMATS)[number];
 
 /** Facts about a line, for the JSON format; the text format leaves them out, so a message must
@@ -18,7 +18,7 @@ export type LogFormat = (typeof FORMATS)[number];
 export type LogFields = Readonly<Record<string, string | number | bigint | boolean>>;
 
 /** How long a rate-limited reason stays quiet after a line. */
-export const RATE_LIMIT_MS = 1000;
+const RATE_LIMIT_MS = 1000;
 
 export interface LoggerOptions {
   format?: LogFormat;

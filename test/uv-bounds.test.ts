@@ -3,20 +3,12 @@
 // non-reader costs the server in memory stays near the limit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { encodeFrame } from '../src/protocol/frame.ts';
 import { MiB } from '../src/server/policy.ts';
-import { measureNonReader } from '../scripts/lib/nonreader.ts';
+import { measureNonReader, openClient } from '../scripts/lib/nonreader.ts';
 import { ENGINES, startServer, waitFor } from './helpers.ts';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function open(port: number): Promise<Socket> {
-  const socket = connect({ port, host: '127.0.0.1', noDelay: true });
-  await once(socket, 'connect');
-  return socket;
-}
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const LIMIT = 16 * MiB;
 const FRAME = encodeFrame(Buffer.alloc(64 * 1024, 0x61));
@@ -25,9 +17,9 @@ for (const engine of ENGINES) {
   test(`[${engine}] a reader whose whole backlog stays at 95% of --max-output is kept; once it stops reading, it is cut off`, async (t) => {
     const server = await startServer({ maxOutput: LIMIT }, '127.0.0.1', engine);
     try {
-      const sender = await open(server.address.port);
+      const sender = await openClient(server.address.port);
       sender.resume(); // it reads its own echo at full speed
-      const reader = await open(server.address.port);
+      const reader = await openClient(server.address.port);
       let read = 0;
       let slow = true;
       reader.on('data', (chunk: Buffer) => {

@@ -83,7 +83,7 @@ export function select(lines: readonly string[], marker: Pick<Marker, 'from' | '
   return lines.slice(start, end + 1);
 }
 
-export function codeBlock(lines: readonly string[]): string {
+function codeBlock(lines: readonly string[]): string {
   return '```\n' + lines.join('\n') + '\n```\n';
 }
 

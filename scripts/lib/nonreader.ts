@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { encodeFrame } from '../../src/protocol/frame.ts';
 import { spawnServe, stopServe } from './serve-process.ts';
 import { rssKiB } from './proc.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface NonReaderOptions {
   engine: string;
@@ -34,9 +35,8 @@ export interface NonReaderResult {
   warning: string;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function open(port: number): Promise<Socket> {
+/** A loopback client with Nagle off, once connected (also test/uv-bounds.test.ts's). */
+export async function openClient(port: number): Promise<Socket> {
   const socket = connect({ port, host: '127.0.0.1', noDelay: true });
   await once(socket, 'connect');
   return socket;
@@ -79,10 +79,10 @@ export async function measureNonReader(options: NonReaderOptions): Promise<NonRe
   const pid = server.child.pid!;
   const coldKiB = rssKiB(pid).total;
   const frame = encodeFrame(Buffer.alloc(frameBytes, 0x6d));
-  const sender = new Sender(await open(server.port));
+  const sender = new Sender(await openClient(server.port));
   try {
     if (warmUpBytes > 0) {
-      const warm = await open(server.port);
+      const warm = await openClient(server.port);
       warm.resume();
       await sender.send(frame, () => sender.sent > warmUpBytes);
       warm.destroy();
@@ -94,7 +94,7 @@ export async function measureNonReader(options: NonReaderOptions): Promise<NonRe
     const round = async (): Promise<{ peakKiB: number; sentBytes: number }> => {
       const cuts = (server.stderr().match(/slow reader/g) ?? []).length;
       const cut = () => (server.stderr().match(/slow reader/g) ?? []).length > cuts;
-      const nonReader = await open(server.port);
+      const nonReader = await openClient(server.port);
       nonReader.pause();
       nonReader.on('error', () => {});
       let peakKiB = rssKiB(pid).total;

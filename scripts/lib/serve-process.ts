@@ -18,12 +18,14 @@ export interface ServeOptions {
   env?: NodeJS.ProcessEnv;
   /** Wraps the command line, e.g. in `prlimit --nofile=N:N`. */
   wrap?: (argv: string[]) => string[];
+  /** Another build's dist/cli/main.js, for before/after figures (scripts' --cli). */
+  cli?: string;
   timeoutMs?: number;
 }
 
 export function spawnServe(args: string[], options: ServeOptions = {}): Promise<ServeProcess> {
-  const { env = {}, wrap = (argv) => argv, timeoutMs = 10_000 } = options;
-  const [command, ...argv] = wrap([process.execPath, cliPath, 'serve', '--port', '0', ...args]);
+  const { env = {}, wrap = (argv) => argv, cli = cliPath, timeoutMs = 10_000 } = options;
+  const [command, ...argv] = wrap([process.execPath, cli, 'serve', '--port', '0', ...args]);
   const child = spawn(command!, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

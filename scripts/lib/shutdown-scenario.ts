@@ -48,7 +48,7 @@ export async function runShutdownScenario(scenario: ShutdownScenario): Promise<S
   const { clients: count, frames, frameBytes, shutdownTimeoutMs, cli } = scenario;
   const signals = scenario.signals ?? ['SIGTERM'];
   const server = await spawnServe(['--shutdown-timeout', String(shutdownTimeoutMs), ...scenario.args], {
-    wrap: cli === undefined ? undefined : (argv) => [argv[0]!, cli, ...argv.slice(2)],
+    cli,
   });
   const received = new Array<number>(count).fill(0);
   const intact = new Array<boolean>(count).fill(true);

@@ -5,13 +5,15 @@
 set -eu
 cd "$(dirname "$0")/../.."
 rm -rf build # node-gyp-build prefers build/Release over a prebuild
-node dist/cli/main.js info | tee info.json
-grep -q '"loadedFrom": "prebuild"' info.json
-node dist/cli/main.js serve --port 0 > serve.out &
+# Scratch files go outside the checkout: the release packs it next.
+scratch=$(mktemp -d)
+node dist/cli/main.js info | tee "$scratch/info.json"
+grep -q '"loadedFrom": "prebuild"' "$scratch/info.json"
+node dist/cli/main.js serve --port 0 > "$scratch/serve.out" &
 server=$!
-trap 'kill "$server" 2>/dev/null || true' EXIT
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$scratch"' EXIT
 tries=0
-until port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' serve.out) && [ -n "$port" ]; do
+until port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$scratch/serve.out") && [ -n "$port" ]; do
   tries=$((tries + 1))
   [ "$tries" -lt 100 ] || { echo "mob serve did not start" >&2; exit 1; }
   sleep 0.1

@@ -42,7 +42,7 @@ export function parseInteger(flag: string, text: string, min: number, max = Numb
   return value;
 }
 
-export function parseOneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+function parseOneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, not '${value}'`);
   return value as T;
 }
@@ -126,7 +126,7 @@ export function usageLine(command: Command): string {
 }
 
 /** What `mob COMMAND --help` prints. */
-export function helpText(command: Command): string {
+function helpText(command: Command): string {
   const rows = Object.entries(command.flags).map(([name, flag]) => {
     const shown = flag.type === 'boolean' ? `--${name}` : `--${name} ${flag.value ?? 'VALUE'}`;
     const fallback = flag.default === undefined ? '' : ` (default ${flag.default})`;

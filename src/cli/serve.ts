@@ -66,7 +66,7 @@ export async function serve(argv: string[]): Promise<void> {
   if (workers > 1) {
     if (options.listenFd !== undefined) throw new UsageError('--workers binds its own listeners; it does not take an inherited socket (--listen-fd, LISTEN_FDS)');
     // Loaded only here: the node:net engine alone must not need the addon. Each worker joins
-    // the bus itself, with this process's node id (SCALE.md), before the pool is ready.
+    // the bus itself, with this process's node id (docs/scaling.md), before the pool is ready.
     const { WorkerPool } = await import('../scale/workers/pool.js');
     const engine = options.engine === 'uv' ? { engine: 'uv' as const, uvMode: options.uvMode ?? 'corked' } : { engine: 'native' as const };
     const serverOptions = {

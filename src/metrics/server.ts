@@ -18,7 +18,7 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** "127.0.0.1:9100", "[::1]:9100", ":9100" (all IPv4 interfaces is not implied: host required). */
+/** "127.0.0.1:9100" or "[::1]:9100": an IP literal is required (no ":9100" meaning every interface). */
 export function parseHostPort(text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim());
   const host = match?.[1] ?? match?.[2];

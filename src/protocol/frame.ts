@@ -17,7 +17,7 @@ export function readLength(buf: Uint8Array, offset: number): number {
 
 /** The length prefix at buf[offset..offset+8), exact to 2**64-1: for error reports only (a
  *  BigInt per call), so 2**53+1 is not reported as 9007199254740992 (#9). */
-export function exactLength(buf: Uint8Array, offset: number): bigint {
+function exactLength(buf: Uint8Array, offset: number): bigint {
   return new DataView(buf.buffer, buf.byteOffset + offset, HEADER_BYTES).getBigUint64(0, false);
 }
 

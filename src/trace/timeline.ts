@@ -78,7 +78,7 @@ export function describeResult(call: TimelineCall, result: number): string {
 }
 
 /** Time since the start: milliseconds, in seconds past 1000 s so the columns stay put. */
-export function formatTime(ms: number): string {
+function formatTime(ms: number): string {
   return ms < 1e6 ? `+${ms.toFixed(3).padStart(10)}ms` : `+${(ms / 1000).toFixed(3).padStart(11)}s`;
 }
 
