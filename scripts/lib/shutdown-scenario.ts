@@ -94,7 +94,9 @@ export async function runShutdownScenario(scenario: ShutdownScenario): Promise<S
       if (Date.now() > deadline) throw new Error(`the sender got ${echoed} of its ${frames} frames back`);
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    sender.destroy();
+    // A reset, not a FIN: a half-closed client stays a receiver (issue #9), and with workers
+    // it would stay one until the peer links end, then count among those a second signal cuts.
+    sender.resetAndDestroy();
     const started = Date.now();
     server.child.kill(signals[0]!);
     while (!/no longer accepting/.test(server.stderr())) {
