@@ -234,9 +234,18 @@ for (const c of steady) {
     if (next !== sent[from]) problem(`steady ${c.id}: from ${from} received ${next} of ${sent[from]} frames`);
   });
 }
+// A churner that sent FIN and then closed for good looks half-closed until a write to it fails
+// (#9: a half-closed client stays a receiver), so once sending has stopped a last FIN-closer can
+// hold its descriptor. One probe frame, from a client that resets, makes every such write fail.
 let quietFds = serverFds();
 const fdDeadline = Date.now() + 10_000;
-while (quietFds !== baseFds && Date.now() < fdDeadline) {
+for (let probes = 0; quietFds !== baseFds && Date.now() < fdDeadline; probes++) {
+  if (probes % 20 === 10) {
+    const probe = await connected();
+    probe.write(encodeFrame(payload(CHURN, 0, 0, 16)));
+    await sleep(50);
+    probe.resetAndDestroy();
+  }
   await sleep(50);
   quietFds = serverFds();
 }
