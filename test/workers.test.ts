@@ -246,12 +246,45 @@ test('workers that keep dying: the pool gives up (the CLI then exits 1) instead 
   assert.equal(pool.restarts, 5);
 });
 
-// KNOWN GAP (see docs/scaling.md, "Shutdown"): frames still on a link at the signal can miss the
-// other worker's clients, which then get a clean EOF: the server discards deliver() once its
-// shutdown has begun, and the workers stop independently. Usually passes; failed once in a full
-// run (9 of 20 clients got 7 of 32 frames). Kept as a todo until the servers can wait for their
-// upstream links before winding down.
-test('--workers 2, SIGTERM: clients behind on both workers and still sending all get every frame, then EOF; exit 0', { todo: 'a race at shutdown: frames in flight on a link are dropped by the receiving worker' }, async (t) => {
+// Frames still on a link when the stop comes must reach the other worker's clients (before,
+// the receiving worker dropped deliver() once its own shutdown had begun, and its clients got
+// a clean EOF without them). The receiving worker's thread is blocked while the frames cross,
+// so they are still on the link, unread, when it is told to stop.
+for (const engine of ['native', 'uv'] as const) test(`shutdown with workers, ${engine} engine: frames still on a peer link at the stop reach the other worker's clients, then EOF`, async (t) => {
+  const FRAMES = 64;
+  const SIZE = 64 * 1024;
+  const pool = await WorkerPool.start({
+    workers: 2, logLevel: 'error', engine: engine === 'uv' ? { engine, uvMode: 'coalesced' } : { engine },
+    server: { host: '127.0.0.1', port: 0, limits: { ...DEFAULT_LIMITS }, shutdownTimeoutMs: 20_000 },
+  }, quietLog);
+  t.after(() => pool.close());
+  const sender = await TestClient.connect(pool.address.port);
+  const senderAt = (await waitConnections(pool, 1)).findIndex((s) => s.connections === 1);
+  const receivers: TestClient[] = [];
+  for (let i = 0; i < 12; i++) receivers.push(await TestClient.connect(pool.address.port));
+  const spread = await waitConnections(pool, 13);
+  const other = 1 - senderAt;
+  // 12 connections hashed over two listeners: none on the sender's peer has odds 2^-12.
+  assert.ok(spread[other]!.connections > 0, `the sender's peer has clients: ${spread.map((s) => s.connections)}`);
+  t.diagnostic(`sender on worker ${senderAt}; clients per worker ${spread.map((s) => s.connections).join(' / ')}`);
+
+  // The peer reads nothing for a while: what the sender sends waits on the link (4 MiB, more
+  // than the socketpair holds, so part of it is still queued in the sender's worker too).
+  pool.stall(other, 3000);
+  for (let i = 0; i < FRAMES; i++) sender.send(payload(0, i, SIZE));
+  // Echoed to the sender: its worker has read every frame and handed it to the link.
+  await sender.waitFrames(FRAMES, 20_000);
+  const stopped = pool.close();
+  for (const receiver of receivers) {
+    await receiver.waitClosed(30_000);
+    assert.equal(receiver.error, null, 'a clean end of stream');
+    assert.equal(receiver.frames.length, FRAMES, `a client got ${receiver.frames.length} of ${FRAMES} frames, then EOF`);
+    receiver.frames.forEach((body, i) => assert.ok(checkPayload(body) && body.readUInt32BE(4) === i, `frame ${i} altered or out of order`));
+  }
+  await stopped;
+});
+
+test('--workers 2, SIGTERM: clients behind on both workers and still sending all get every frame, then EOF; exit 0', async (t) => {
   const outcome = await runShutdownScenario({ args: ['--workers', '2'], clients: 20, frames: 32, frameBytes: 64 * 1024, shutdownTimeoutMs: 20_000 });
   t.diagnostic(`${outcome.complete} of 20 complete, ${outcome.reset} reset; exit ${outcome.exitCode} after ${outcome.elapsedMs} ms`);
   assert.equal(outcome.exitCode, 0, outcome.stderr);

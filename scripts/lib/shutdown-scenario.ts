@@ -94,11 +94,15 @@ export async function runShutdownScenario(scenario: ShutdownScenario): Promise<S
       if (Date.now() > deadline) throw new Error(`the sender got ${echoed} of its ${frames} frames back`);
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    sender.destroy();
+    // A reset, not a FIN: a half-closed client stays a receiver (issue #9), and with workers
+    // it would stay one until the peer links end, then count among those a second signal cuts.
+    sender.resetAndDestroy();
     const started = Date.now();
     server.child.kill(signals[0]!);
     while (!/no longer accepting/.test(server.stderr())) {
-      if (Date.now() - started > 10_000) throw new Error(`no shutdown line: ${server.stderr()}`);
+      // Generous: on a loaded machine (the full suite) the line can take seconds; only its
+      // presence is asserted, never how soon it came.
+      if (Date.now() - started > 30_000) throw new Error(`no shutdown line: ${server.stderr()}`);
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
     // Still sending: one frame at once, then one every 5 ms while reading, until the end.
@@ -116,7 +120,9 @@ export async function runShutdownScenario(scenario: ShutdownScenario): Promise<S
     const exit = once(server.child, 'exit') as Promise<[number | null]>;
     await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, shutdownTimeoutMs + 15_000))]);
     clearInterval(ticker);
-    const [exitCode] = await Promise.race([exit, new Promise<[null]>((resolve) => setTimeout(() => resolve([null]), 5000))]);
+    // The exit follows the last close, but a loaded machine (workers joining their threads) can
+    // take seconds: an upper bound, not a timing the scenario asserts.
+    const [exitCode] = await Promise.race([exit, new Promise<[null]>((resolve) => setTimeout(() => resolve([null]), 30_000))]);
     const complete = received.filter((n, c) => n === frames && intact[c] && !resets[c]).length;
     return {
       complete, missed: count - complete, reset: resets.filter(Boolean).length, received,

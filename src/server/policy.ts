@@ -146,8 +146,10 @@ export interface MobServer {
   readonly limits: Readonly<Limits>;
   /** Live connections. */
   readonly connections: number;
-  /** Stops accepting, flushes pending output for up to shutdownTimeoutMs, closes every client. */
-  close(): Promise<void>;
+  /** Stops accepting, flushes pending output for up to shutdownTimeoutMs, closes every client.
+   *  `upstream` (a worker's peer links): deliver() keeps broadcasting until it settles, and only
+   *  then do the clients wind down (shutdown.ts, step 1b). */
+  close(upstream?: Promise<void>): Promise<void>;
   /** The deadline now: resets whoever is still behind (a second signal). */
   closeNow(): Promise<void>;
 }

@@ -9,6 +9,10 @@
 // the link is cut, and the supervisor tells the peer, which disconnects its clients (they missed
 // frames) and gets a fresh link.
 //
+// Shutdown (docs/scaling.md): a worker that has stopped taking input ends its outbound links
+// (SHUT_WR once each queue is written): EOF on a link means "nothing more from that peer", and
+// a worker winds its clients down only once every inbound link has ended.
+//
 // Inbound: read into a buffer that is never written twice (the server keeps views of what it is
 // handed: FanoutHost.deliver takes ownership), and every read's complete frames are delivered
 // as one region. No frame is parsed beyond its length prefix, none is copied but the tail of an
@@ -28,6 +32,7 @@ const INBOUND_BUFFER = 1024 * 1024;
 const MIN_READ = 64 * 1024;
 /** Bytes read from one link per turn of the loop before the others and the server get a turn. */
 const READ_BUDGET = 1024 * 1024;
+const SHUT_WR = 1;
 
 class Outbound implements Relay {
   readonly name: string;
@@ -35,6 +40,9 @@ class Outbound implements Relay {
   private head = 0;
   queuedBytes = 0;
   cut = false;
+  /** Shutdown: SHUT_WR once the queue is written. */
+  ending = false;
+  ended = false;
 
   constructor(readonly peer: number, readonly fd: number, readonly token: number, private readonly links: Links) {
     this.name = `worker ${peer}`;
@@ -57,6 +65,7 @@ class Outbound implements Relay {
       }
       if (start === end) return true;
     }
+
     if (this.queuedBytes + (end - start) > this.links.bound) {
       this.links.cutOutbound(this, this.queuedBytes + (end - start));
       return true;
@@ -78,6 +87,16 @@ class Outbound implements Relay {
       if (n < 0) return this.broken(n);
       this.consume(n);
     }
+    if (this.ending && this.queuedBytes === 0 && !this.cut) this.end();
+  }
+
+  /** EOF to the peer: nothing more comes from this worker. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.links.log.debug(`link to worker ${this.peer} ended`);
+    native.shutdown(this.fd, SHUT_WR);
+    this.links.outboundSettled();
   }
 
   private consume(written: number): void {
@@ -95,10 +114,12 @@ class Outbound implements Relay {
   private broken(n: number): void {
     this.links.log.debug(`link to worker ${this.peer}: ${native.errnoName(-n)}; waiting for the supervisor to relink`);
     this.drop();
+    this.links.outboundSettled();
   }
 
   drop(): void {
     this.cut = true;
+    this.ended = true;
     this.queue = [];
     this.head = 0;
     this.queuedBytes = 0;
@@ -115,6 +136,9 @@ class Inbound {
   private readonly scan = new FrameScan();
   closed = false;
   unfinished = false;
+  /** An event said the peer has ended the link (READ_CLOSED): its EOF is waiting behind the
+   *  data, and no new edge will say so again, so reads go on until it is seen. */
+  hangup = false;
 
   constructor(readonly peer: number, readonly fd: number, readonly token: number, private readonly links: Links) {}
 
@@ -143,7 +167,8 @@ class Inbound {
         // Edge-triggered epoll: a short read of a stream socket drained it, and later bytes
         // raise a new edge, so the read that would only say EAGAIN is skipped (one syscall per
         // batch). kqueue emulations may report less than is there: they read on to EAGAIN.
-        if (n < want && SHORT_READ_DRAINS) return false;
+        // A FIN that came before the read raised its edge already: read on to the EOF.
+        if (n < want && SHORT_READ_DRAINS && !this.hangup) return false;
         continue;
       }
       if (n === -EINTR) continue;
@@ -181,6 +206,10 @@ export class Links {
   private readonly unfinished: Inbound[] = [];
   private nextToken = 1;
   private continueScheduled = false;
+  /** Shutdown: told once every outbound link has ended (or was cut), and once every inbound
+   *  link has (EOF from each peer). */
+  private outboundWaiter: (() => void) | null = null;
+  private inboundWaiter: (() => void) | null = null;
 
   constructor(
     readonly host: FanoutHost,
@@ -227,6 +256,56 @@ export class Links {
     return { ...this.figures, queuedBytes: this.queuedBytes() };
   }
 
+  /** Shutdown, once this worker's server has stopped taking input (its last batches are on the
+   *  links): each outbound link is ended as soon as its queue is written. Settles when all
+   *  have, or were cut (the peer died or did not read), or after `deadlineMs`, when what is
+   *  still queued is dropped (the peer's own deadline has cut its clients by then). */
+  endOutbound(deadlineMs: number): Promise<void> {
+    const done = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.abortOutbound(), deadlineMs);
+      this.outboundWaiter = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    for (const link of this.outbound.values()) {
+      this.log.debug(`ending link to worker ${link.peer}: ${link.queuedBytes} bytes still queued`);
+      link.ending = true;
+      if (link.queuedBytes === 0) link.end();
+    }
+    this.outboundSettled();
+    return done;
+  }
+
+  /** A second signal: what is still queued for peers is dropped, and endOutbound() settles. */
+  abortOutbound(): void {
+    for (const link of this.outbound.values()) link.drop();
+    this.outboundSettled();
+  }
+
+  /** Settles once every inbound link has ended: no peer will deliver anything more. */
+  inboundEnded(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.inboundWaiter = resolve;
+      this.inboundSettled();
+    });
+  }
+
+  outboundSettled(): void {
+    if (this.outboundWaiter === null) return;
+    for (const link of this.outbound.values()) if (!link.ended) return;
+    const waiter = this.outboundWaiter;
+    this.outboundWaiter = null;
+    waiter();
+  }
+
+  private inboundSettled(): void {
+    if (this.inboundWaiter === null || this.inbound.size > 0) return;
+    const waiter = this.inboundWaiter;
+    this.inboundWaiter = null;
+    waiter();
+  }
+
   cutOutbound(link: Outbound, queued: number): void {
     this.figures.cuts++;
     this.log.warn(`worker ${link.peer} fell behind: ${queued} bytes unread on its link exceed ${this.bound}; link cut, its clients will be disconnected`);
@@ -241,6 +320,7 @@ export class Links {
     this.host.removeRelay(link);
     this.forget(link);
     this.outbound.delete(peer);
+    this.outboundSettled();
   }
 
   closeInbound(link: Inbound): void {
@@ -248,6 +328,7 @@ export class Links {
     link.closed = true;
     this.forget(link);
     if (this.inbound.get(link.peer) === link) this.inbound.delete(link.peer);
+    this.inboundSettled();
   }
 
   close(): void {
@@ -267,7 +348,9 @@ export class Links {
       const link = this.byToken.get(events.token(i));
       if (link === undefined) continue;
       if (link instanceof Inbound) {
-        if ((events.flags(i) & (Ready.READABLE | Ready.READ_CLOSED | Ready.ERROR)) !== 0 && link.read()) this.readLater(link);
+        const flags = events.flags(i);
+        if ((flags & (Ready.READ_CLOSED | Ready.ERROR)) !== 0) link.hangup = true;
+        if ((flags & (Ready.READABLE | Ready.READ_CLOSED | Ready.ERROR)) !== 0 && link.read()) this.readLater(link);
       } else if ((events.flags(i) & (Ready.WRITABLE | Ready.WRITE_CLOSED | Ready.ERROR)) !== 0) {
         link.flush();
       }

@@ -62,14 +62,22 @@ port.on('message', (message: ToWorker) => {
       return;
     case 'close-now':
       void server.closeNow();
+      links.abortOutbound();
       return;
-    case 'close':
-      // The server first (no more local batches), then the bus (publishes what it still keeps).
-      void server.close().then(() => bus?.close()).then(() => {
+    case 'close': {
+      // In this order (docs/scaling.md, "Shutdown"): the server stops taking input, which puts
+      // its last batches on the links; the links end (EOF to each peer) once those are written;
+      // the server keeps delivering what its peers send until each of them has ended its link
+      // to this worker, and only then winds its clients down. Then the bus (publishes what it
+      // still keeps).
+      const closed = server.close(links.inboundEnded());
+      const linksEnded = links.endOutbound(config.options.shutdownTimeoutMs ?? 5000);
+      void Promise.all([closed, linksEnded]).then(() => bus?.close()).then(() => {
         links.close();
         port.close(); // nothing left to keep the thread: it ends, and the supervisor sees 'exit'
       });
       return;
+    }
   }
 });
 

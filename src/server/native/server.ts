@@ -126,8 +126,8 @@ export class NativeServer implements MobServer, FanoutHost {
 
   deliver(frames: Buffer, start: number, end: number): void {
     const count = deliveredFrames(frames, start, end, this.scan);
-    // Input is thrown away during shutdown (shutdown.ts); so is what comes from elsewhere.
-    if (this.shutdown.active || count === 0) return;
+    // During shutdown, peers' frames are broadcast until the clients wind down (shutdown.ts).
+    if (this.shutdown.draining || count === 0) return;
     this.broadcast(frames, start, end, count, false);
     this.removeDoomed();
   }
@@ -498,10 +498,12 @@ export class NativeServer implements MobServer, FanoutHost {
     conn.stash = null;
     conn.assembly = null;
     this.holdInput(conn, 0);
-    if (this.shutdown.active) {
+    if (this.shutdown.draining) {
       if (conn.queuedBytes === 0) this.remove(conn, { kind: 'shutdown' });
       return;
     }
+    // Still a receiver of peers' frames until the clients wind down (shutdown.ts, step 1b).
+    if (this.shutdown.active) return;
     if (this.tracer !== null) this.tracer.connection('half-closed', conn.fd, conn.token, 'peer sent FIN; still a receiver');
     this.halfClosed.add(conn, this.slab.size);
   }
@@ -616,7 +618,7 @@ export class NativeServer implements MobServer, FanoutHost {
       return;
     }
     conn.output = null;
-    if (this.shutdown.active) {
+    if (this.shutdown.draining) {
       this.endOutput(conn);
       return;
     }
@@ -707,7 +709,7 @@ export class NativeServer implements MobServer, FanoutHost {
         const closed = native.close(this.listenFd);
         if (this.tracer !== null) this.tracer.call('close', this.listenFd, LISTENER_SLOT, closed, 0);
       },
-      windDownAll: () => {
+      stopInput: () => {
         // Broadcast what was read before the stop: that much was promised.
         if (this.arena.pending > 0) this.broadcastArena();
         this.removeDoomed();
@@ -716,6 +718,10 @@ export class NativeServer implements MobServer, FanoutHost {
           conn.stashLength = 0;
           conn.assembly = null;
           this.holdInput(conn, 0);
+        }
+      },
+      windDownAll: () => {
+        for (const conn of [...this.slab.live]) {
           if (conn.liveIndex >= 0 && conn.queuedBytes === 0) this.endOutput(conn);
         }
       },
@@ -745,8 +751,8 @@ export class NativeServer implements MobServer, FanoutHost {
     };
   }
 
-  close(): Promise<void> {
-    return this.shutdown.begin();
+  close(upstream?: Promise<void>): Promise<void> {
+    return this.shutdown.begin(upstream);
   }
 
   closeNow(): Promise<void> {

@@ -131,7 +131,8 @@ export class UvServer implements MobServer, FanoutHost {
 
   deliver(frames: Buffer, start: number, end: number): void {
     const count = deliveredFrames(frames, start, end, this.scan);
-    if (this.shutdown.active || count === 0) return;
+    // During shutdown, peers' frames are broadcast until the clients wind down (shutdown.ts).
+    if (this.shutdown.draining || count === 0) return;
     this.broadcast(start === 0 && end === frames.length ? frames : frames.subarray(start, end), count);
     this.removeDoomed();
   }
@@ -346,10 +347,13 @@ export class UvServer implements MobServer, FanoutHost {
         // server.close() calls back once the last socket has closed.
         this.serverClosed = new Promise<void>((done) => this.server.close(() => done()));
       },
+      stopInput: () => {
+        this.flush();
+        for (const conn of [...this.live]) this.resetInput(conn);
+      },
       windDownAll: () => {
         this.flush();
         for (const conn of [...this.live]) {
-          this.resetInput(conn);
           // Flushes what is pending, then FIN (allowHalfOpen: the socket keeps reading, and
           // 'data' throws it away), then 'close' once the client's FIN came too.
           if (conn.readClosed) conn.socket.end(() => conn.socket.destroy());
@@ -372,8 +376,8 @@ export class UvServer implements MobServer, FanoutHost {
     };
   }
 
-  close(): Promise<void> {
-    return this.shutdown.begin();
+  close(upstream?: Promise<void>): Promise<void> {
+    return this.shutdown.begin(upstream);
   }
 
   closeNow(): Promise<void> {
