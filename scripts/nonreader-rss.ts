@@ -29,7 +29,7 @@ if (values.json) {
     `${values.engine} --max-output ${(maxOutput / MiB).toFixed(1)} MiB, frames of ${values.frame} B: ` +
     `cold ${fmt(result.coldKiB)}, baseline after ${values['warm-up']} of warm-up ${fmt(result.baselineKiB)}, peak +${fmt(result.peakKiB - result.baselineKiB)} ` +
     `(${((result.peakKiB - result.baselineKiB) * 1024 / maxOutput).toFixed(2)}x --max-output), ` +
-    `after it left +${fmt(result.afterKiB - result.baselineKiB)} (1 s), +${fmt(result.settledKiB - result.baselineKiB)} (5 s); ` +
+    `after it left +${fmt(result.afterKiB - result.baselineKiB)} (1 s), +${fmt(result.settledKiB - result.baselineKiB)} (lowest in the 7 s after); ` +
     `a second one: peak +${fmt(result.secondPeakKiB - result.baselineKiB)}; ` +
     `${(result.sentBytes / MiB).toFixed(0)} MiB sent\n`,
   );
