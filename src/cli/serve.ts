@@ -74,7 +74,10 @@ export async function serve(argv: string[]): Promise<void> {
       reusePort: options.reusePort, explicitMaxConns: options.explicitMaxConns, shutdownTimeoutMs: options.shutdownTimeoutMs,
     };
     const pool = await WorkerPool.start({ workers, server: serverOptions, engine, logLevel: (process.env.MOB_LOG ?? 'info').toLowerCase(), bus: busOptions }, log);
-    pool.onFatal = () => process.exit(1);
+    pool.onFatal = () => {
+      log.flushLimits();
+      process.exit(1);
+    };
     server = pool;
     metricsSource = pool;
   } else {
@@ -188,6 +191,11 @@ function stopOnSignals(server: MobServer | WorkerPool, log: Logger, bus: { close
       log.flushLimits();
       log.info('stopped');
       process.exit(signals > 1 ? 1 : 0);
+    }, (error: unknown) => {
+      // A failed close still ends the process, with the reason, not an unhandled rejection.
+      log.flushLimits();
+      log.error(`shutdown failed: ${(error as Error).message}`);
+      process.exit(1);
     });
   };
   process.on('SIGINT', stop);

@@ -1,6 +1,6 @@
 // `mob serve --bus URL [--bus-retention N] [--bus-backlog BYTES]`: the flags and their checks, in
 // one place for the single-process server and for the workers (each worker connects itself,
-// with the process's node id: SCALE.md). Light on purpose: the Redis client loads only with --bus.
+// with the process's node id: docs/scaling.md). Light on purpose: the Redis client loads only with --bus.
 import { parseBytes, parseInteger, UsageError, type FlagTable } from '../../cli/args.js';
 import { BusUrlError, parseBusUrl } from './url.js';
 import { randomUUID } from 'node:crypto';
