@@ -82,12 +82,15 @@ for (const engine of ['uv', 'native'] as const) {
     const peak = (result.peakKiB - result.baselineKiB) * 1024;
     const second = (result.secondPeakKiB - result.baselineKiB) * 1024;
     const after = (result.settledKiB - result.baselineKiB) * 1024;
+    const afterAnon = (result.settledAnonKiB - result.baselineAnonKiB) * 1024;
     const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
-    t.diagnostic(`--max-output ${mib(RSS_LIMIT)}: peak +${mib(peak)} (${(peak / RSS_LIMIT).toFixed(2)}x), lowest within 8 s after it left +${mib(after)}, a second non-reader's peak +${mib(second)} (baseline ${mib(result.baselineKiB * 1024)})`);
+    t.diagnostic(`--max-output ${mib(RSS_LIMIT)}: peak +${mib(peak)} (${(peak / RSS_LIMIT).toFixed(2)}x), lowest within 8 s after it left +${mib(after)} (anonymous +${mib(afterAnon)}), a second non-reader's peak +${mib(second)} (baseline ${mib(result.baselineKiB * 1024)})`);
     assert.match(result.warning, /slow reader/);
     assert.ok(peak <= RSS_BOUND, `peak +${mib(peak)} over the baseline exceeds ${mib(RSS_BOUND)}`);
     assert.ok(second <= RSS_BOUND, `a second non-reader raised the peak to +${mib(second)}: the first one's memory was not reused`);
     // A collection, then glibc's free heap trimmed (reclaim.ts): given back, not only reused.
-    assert.ok(after <= RSS_LIMIT / 4, `within 8 s after the non-reader left, RSS never came below +${mib(after)} over the baseline`);
+    // Anonymous memory is what a backlog occupies; the file-backed part also grows by node's own
+    // code pages (nonreader.ts), which CI once counted as +9.4 MiB "not given back".
+    assert.ok(afterAnon <= RSS_LIMIT / 4, `within 8 s after the non-reader left, anonymous RSS never came below +${mib(afterAnon)} over the baseline`);
   });
 }

@@ -330,7 +330,12 @@ export class UvServer implements MobServer, FanoutHost {
     }
     conn.liveIndex = -1;
     // Output it leaves unsent is garbage too: a slow reader's, up to --max-output (#9 item 5).
-    this.reclaimer.release(conn.inputHeld + conn.socket.writableLength);
+    // node:net lets go of a write request's buffers when the handle's close callback runs, a
+    // loop turn after destroy(): a collection before that finds them still reachable. Lowest
+    // anonymous RSS after a 32 MiB non-reader left: 19.6-19.8 MiB in 4 runs of 5 before, 14.0-16.4 after.
+    const held = conn.inputHeld + conn.socket.writableLength;
+    if (conn.socket.closed) this.reclaimer.release(held);
+    else conn.socket.once('close', () => this.reclaimer.release(held));
     this.resetInput(conn);
     conn.closing ??= reason;
     recordClose(this.stats, this.log, conn.id, conn.peer, reason, live.length);
