@@ -3,12 +3,14 @@
 // costs its senders their connection, and a server can accept on a listener it did not open.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fstatSync } from 'node:fs';
+import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { encodeFrame, FrameDecoder } from '../src/protocol/frame.ts';
 import { native } from '../src/native/binding.ts';
 import { DEFAULT_LIMITS, type MobServer, type ServerOptions } from '../src/server/policy.ts';
 import type { FanoutHost, Relay } from '../src/server/fanout.ts';
 import { NativeServer } from '../src/server/native/server.ts';
+import type { LoopTracer } from '../src/server/tracer.ts';
+import { Interest, Ready } from '../src/poll/index.ts';
 import { UvServer, type UvMode } from '../src/server/uv/server.ts';
 import { connectAll, ENGINES, quietLog, waitFor, type EngineName } from './helpers.ts';
 
@@ -167,3 +169,90 @@ for (const engine of ENGINES) {
     }
   });
 }
+
+// FanoutHost.watch (native engine): descriptors of the scale-out layer on the server's own poller
+// (#8). A socketpair stands in for a peer link; the test reads it and delivers what it reads.
+function watchPair(server: NativeServer, onRead: (frames: Buffer) => void = (frames) => server.deliver(frames, 0, frames.length)) {
+  const [near, far] = native.socketpair();
+  server.watch(near, 7, Interest.READABLE, (id, flags) => {
+    assert.equal(id, 7);
+    if ((flags & Ready.READABLE) === 0) return;
+    for (;;) {
+      const buf = Buffer.allocUnsafe(64 * 1024);
+      const n = native.read(near, buf, 0, buf.length);
+      if (n <= 0) return;
+      onRead(buf.subarray(0, n));
+    }
+  });
+  return { near, far };
+}
+
+test('[native] watch(): frames a watched descriptor delivers leave with the batch\'s local frames, in one write per receiver, and reach no relay', async () => {
+  const server = await start('native') as NativeServer;
+  const relay = new RecordingRelay('test relay');
+  server.addRelay(relay);
+  const writes = new Map<number, number[]>();
+  const tracer: LoopTracer = {
+    batch() {}, event() {}, nameToken() {}, connection() {}, stale() {}, readBudget() {}, registration() {},
+    call(call, fd, _token, result) {
+      if (call === 'write') writes.set(fd, [...(writes.get(fd) ?? []), result]);
+    },
+  };
+  const { near, far } = watchPair(server);
+  try {
+    const [a, b] = await connectAll(server, 2);
+    for (let round = 0; round < 20; round++) {
+      // In one tick, so that both are waiting when the server's next batch is taken: a frame
+      // from "a peer" on the watched descriptor and one from local client a.
+      server.setTracer(tracer);
+      writes.clear();
+      const remote = encodeFrame(Buffer.from(`remote ${round}`));
+      assert.equal(native.write(far, remote, 0, remote.length), remote.length);
+      a!.send(`local ${round}`);
+      const got = await b!.waitFrames(2 * (round + 1));
+      server.setTracer(null);
+      assert.deepEqual(got.slice(-2).map(String).sort(), [`local ${round}`, `remote ${round}`]);
+      // Two frames of 16-17 bytes each: one write of both, to each of a and b.
+      const perReceiver = [...writes.values()];
+      assert.equal(perReceiver.length, 2, `writes went to ${perReceiver.length} descriptors`);
+      for (const results of perReceiver) assert.equal(results.length, 1, `writes of ${results.join(', ')} bytes: the peer's frame and the local one went out apart`);
+    }
+    await waitFor(() => relay.frames.length === 20, 'the relay to get the local frames');
+    assert.deepEqual(relay.frames.map(String), Array.from({ length: 20 }, (_, i) => `local ${i}`), 'the relay got a delivered frame, or lost a local one');
+    a!.destroy();
+    b!.destroy();
+  } finally {
+    server.unwatch(near);
+    native.close(near);
+    native.close(far);
+    await server.close();
+  }
+});
+
+test('[native] watch(): a watched descriptor keeps the poller after the server has shut down, until it is unwatched', async () => {
+  const server = await start('native') as NativeServer;
+  const seen: Buffer[] = [];
+  const { near, far } = watchPair(server, (frames) => seen.push(Buffer.from(frames)));
+  const pollers = () => readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return /eventpoll|kqueue/.test(readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      return false; // the directory's own descriptor, gone once listed
+    }
+  }).length;
+  try {
+    const [a] = await connectAll(server, 1);
+    a!.destroy();
+    await server.close();
+    // The server is gone; the link is not (a worker's links end after its clients, docs/scaling.md).
+    native.write(far, Buffer.from('still heard'), 0, 11);
+    await waitFor(() => seen.length > 0, 'an event on the watched descriptor after close()');
+    assert.equal(Buffer.concat(seen).toString(), 'still heard');
+    const before = pollers();
+    server.unwatch(near);
+    await waitFor(() => pollers() === before - 1, 'the poller closed with the last unwatch()');
+  } finally {
+    native.close(near);
+    native.close(far);
+  }
+});

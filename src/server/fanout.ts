@@ -11,6 +11,7 @@
 // relay). deliver() is the other way round: the caller hands its buffer over for good, so the
 // host keeps views of it without a copy.
 import type { Logger } from '../log.js';
+import type { Interest } from '../poll/index.js';
 import { FrameScan, scanFrames } from '../protocol/frame.js';
 import type { CloseReason } from './policy.js';
 
@@ -42,6 +43,16 @@ export interface FanoutHost {
   /** Disconnects every local client with a logged reason: frames were lost upstream (bus
    *  retention no longer holds what this node missed; a peer link broke). */
   dropAllClients(reason: string): void;
+  /**
+   * Optional (the native engine): `fd` joins the host's own poller, edge-triggered, and
+   * `ready(id, flags)` is called from the host's poll batch, before its clients are read. Frames
+   * delivered from there go out with that batch's local frames, in the same one write per
+   * receiver (with a poller of their own, a peer's block and the local batch went out as two
+   * writes per receiver, and each worker waited on two pollers). The host's poller outlives
+   * its shutdown until the last watched descriptor is unwatched.
+   */
+  watch?(fd: number, id: number, interest: Interest, ready: (id: number, flags: number) => void): void;
+  unwatch?(fd: number): void;
 }
 
 /** The relays a host publishes to. The engines test `size` before anything else, so a single

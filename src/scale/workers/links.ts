@@ -1,7 +1,9 @@
 // Peer links: how a worker's batches reach the other workers' clients. Each ordered pair of
 // workers (A → B) has its own socketpair, used in one direction only, so that a link cut hurts
-// only the receiving side (see docs/scaling.md). A worker watches its link ends on a Poll of its
-// own (one more epoll/kqueue descriptor beside its server's), edge-triggered like the server's.
+// only the receiving side (see docs/scaling.md). A worker watches its link ends edge-triggered on
+// its server's own poller when the server offers it (FanoutHost.watch: the native engine), so
+// what peers send goes out in the same batch, and the same write per client, as what local
+// clients send; on a Poll of their own otherwise (the libuv engine).
 //
 // Outbound (a Relay): a batch goes out as it is, one contiguous block of wire-format frames, in
 // one write; what the kernel does not take is copied (the batch is arena memory, reused once
@@ -193,11 +195,33 @@ class Inbound {
   }
 }
 
-/** Every link of one worker, on one Poll. */
+/** Where link ends are watched; `id` comes back to Links.ready with the event's Ready flags. */
+interface LinkWatcher {
+  register(fd: number, id: number, interest: Interest): void;
+  deregister(fd: number): void;
+  close(): void;
+}
+
+function watcherFor(host: FanoutHost, ready: (id: number, flags: number) => void): LinkWatcher {
+  if (host.watch !== undefined && host.unwatch !== undefined) {
+    const watch = host.watch.bind(host);
+    return { register: (fd, id, interest) => watch(fd, id, interest, ready), deregister: host.unwatch.bind(host), close: () => {} };
+  }
+  const poll = new Poll();
+  poll.run(new Events(64), (events) => {
+    for (let i = 0; i < events.length; i++) ready(events.token(i), events.flags(i));
+  });
+  return {
+    register: (fd, id, interest) => poll.registry.register(fd, id, interest, Trigger.EDGE),
+    deregister: (fd) => poll.registry.deregister(fd),
+    close: () => poll.close(),
+  };
+}
+
+/** Every link of one worker. */
 export class Links {
   readonly figures: LinkFigures = { queuedBytes: 0, cuts: 0, framesIn: 0, bytesIn: 0 };
-  private readonly poll = new Poll();
-  private readonly events = new Events(64);
+  private readonly watcher: LinkWatcher;
   private readonly outbound = new Map<number, Outbound>();
   private readonly inbound = new Map<number, Inbound>();
   /** Registered link ends by token. */
@@ -218,7 +242,7 @@ export class Links {
     /** Told when an outbound link is cut (the worker passes it on to the supervisor). */
     private readonly onCut: (peer: number, queued: number) => void,
   ) {
-    this.poll.run(this.events, (events) => this.handleBatch(events));
+    this.watcher = watcherFor(host, (id, flags) => this.ready(id, flags));
   }
 
   /** `fd` comes from the supervisor's thread: this worker owns it from now on. */
@@ -227,7 +251,7 @@ export class Links {
     this.closeOutbound(peer);
     const link = new Outbound(peer, fd, this.nextToken++, this);
     // WRITABLE, edge-triggered: one event now, then one each time a full buffer drains.
-    this.poll.registry.register(fd, link.token, Interest.WRITABLE, Trigger.EDGE);
+    this.watcher.register(fd, link.token, Interest.WRITABLE);
     this.outbound.set(peer, link);
     this.byToken.set(link.token, link);
     this.host.addRelay(link);
@@ -238,7 +262,7 @@ export class Links {
     const old = this.inbound.get(peer);
     if (old !== undefined) this.closeInbound(old);
     const link = new Inbound(peer, fd, this.nextToken++, this);
-    this.poll.registry.register(fd, link.token, Interest.READABLE, Trigger.EDGE);
+    this.watcher.register(fd, link.token, Interest.READABLE);
     this.inbound.set(peer, link);
     this.byToken.set(link.token, link);
     // Bytes may be waiting already (the peer wrote before this end was registered); edge-
@@ -334,26 +358,23 @@ export class Links {
   close(): void {
     for (const peer of [...this.outbound.keys()]) this.closeOutbound(peer);
     for (const link of [...this.inbound.values()]) this.closeInbound(link);
-    this.poll.close();
+    this.watcher.close();
   }
 
   private forget(link: Outbound | Inbound): void {
     this.byToken.delete(link.token);
-    this.poll.registry.deregister(link.fd);
+    this.watcher.deregister(link.fd);
     native.close(link.fd);
   }
 
-  private handleBatch(events: Events): void {
-    for (let i = 0; i < events.length; i++) {
-      const link = this.byToken.get(events.token(i));
-      if (link === undefined) continue;
-      if (link instanceof Inbound) {
-        const flags = events.flags(i);
-        if ((flags & (Ready.READ_CLOSED | Ready.ERROR)) !== 0) link.hangup = true;
-        if ((flags & (Ready.READABLE | Ready.READ_CLOSED | Ready.ERROR)) !== 0 && link.read()) this.readLater(link);
-      } else if ((events.flags(i) & (Ready.WRITABLE | Ready.WRITE_CLOSED | Ready.ERROR)) !== 0) {
-        link.flush();
-      }
+  private ready(id: number, flags: number): void {
+    const link = this.byToken.get(id);
+    if (link === undefined) return;
+    if (link instanceof Inbound) {
+      if ((flags & (Ready.READ_CLOSED | Ready.ERROR)) !== 0) link.hangup = true;
+      if ((flags & (Ready.READABLE | Ready.READ_CLOSED | Ready.ERROR)) !== 0 && link.read()) this.readLater(link);
+    } else if ((flags & (Ready.WRITABLE | Ready.WRITE_CLOSED | Ready.ERROR)) !== 0) {
+      link.flush();
     }
   }
 

@@ -9,6 +9,9 @@ const GENERATION_MASK = 0x1f_ffff; // 21 bits: slot (32) + generation (21) stays
 /** A slot the slab never hands out (slots are array indexes): the native server registers its
  *  listener under it, generation 0. */
 export const LISTENER_SLOT = 0xffff_ffff;
+/** Another: descriptors watched for the scale-out layer (FanoutHost.watch), with their own id as
+ *  the generation. */
+export const WATCHED_SLOT = 0xffff_fffe;
 
 export interface Slotted {
   slot: number;
