@@ -10,7 +10,7 @@
 //
 //   npm run bench                 quick (< 2 minutes)
 //   npm run bench -- --full       the full matrix (scale to 5,000 clients, 10,000 idle, 3 rounds)
-//   options: --out DIR, --rounds N, --measure MS, --only SUBSTRING, --gen-procs N, --readme (also write
+//   options: --out DIR, --rounds N, --measure MS, --only SUBSTRING, --gen-procs N, --pin, --readme (also write
 //            docs/bench/latest.svg and docs/bench/latest.md for the README)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -70,6 +70,7 @@ const { values: opts } = parseArgs({
     only: { type: 'string' },
     readme: { type: 'boolean', default: false },
     'gen-procs': { type: 'string' },
+    pin: { type: 'boolean', default: false },
   },
 });
 const full = opts.full!;
@@ -81,6 +82,21 @@ const warmupMs = full ? 500 : 250;
 // the two cores lowers native's throughput (~12M -> ~9.5M frames/s at 10x10) and raises its
 // p99 (~0.25 -> ~3.5 ms, timeslicing), while the generators' summed CPU stays ~1 core.
 const genProcs = Math.max(1, Number(opts['gen-procs'] ?? Math.max(1, availableParallelism() - 1)) | 0);
+// --pin: the server on the last core, the generators on the others (taskset, Linux). Unpinned,
+// the scheduler may put two workers and the generator on one core and move them about:
+// `--workers 2` measured 1.8x one worker's CPU per delivered frame unpinned and 1.3x pinned
+// (medians of 8 alternating runs each, 2026-12-01), one worker 136-150 ns either way.
+const pinning = opts.pin ? pinPlan() : null;
+
+function pinPlan(): { server: string; generators: string } {
+  const cores = availableParallelism();
+  if (process.platform !== 'linux' || cores < 2) throw new Error('--pin needs Linux (taskset) and at least 2 cores');
+  return { server: String(cores - 1), generators: cores === 2 ? '0' : `0-${cores - 2}` };
+}
+
+function pinned(cpus: string | undefined, argv: string[]): string[] {
+  return cpus === undefined ? argv : ['taskset', '-c', cpus, ...argv];
+}
 
 function fan(clients: number, senders: number, payload: number, group: Scenario['group'] = 'fan-out'): Scenario {
   return { id: `${group === 'scale' ? 'scale' : 'fanout'}-${clients}x${senders}-${payload}B`, group, label: `${clients} clients × ${senders} sender${senders > 1 ? 's' : ''}, ${payload} B`, clients, senders, payload, window: 16 };
@@ -105,7 +121,7 @@ const scenarios: Scenario[] = [
 // --- processes -----------------------------------------------------------------------
 
 function startServer(engine: (typeof ENGINES)[number]): Promise<ServeProcess> {
-  return spawnServe([...engine.args], { env: { MOB_LOG: 'warn' }, timeoutMs: 15_000 });
+  return spawnServe([...engine.args], { env: { MOB_LOG: 'warn' }, timeoutMs: 15_000, wrap: (argv) => pinned(pinning?.server, argv) });
 }
 
 
@@ -119,7 +135,9 @@ class GenProc {
   exited = false;
 
   constructor(spec: LoadSpec) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', loadgen, JSON.stringify(spec)], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+    // taskset execs the command: the pid stays the generator's.
+    const [command, ...args] = pinned(pinning?.generators, [process.execPath, '--import', 'tsx', loadgen, JSON.stringify(spec)]);
+    this.child = spawn(command!, args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stdin!.on('error', () => {}); // it may be gone already; its exit says why
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr = (this.stderr + d).slice(-4000)));
     this.child.stdout!.on('data', (d: Buffer) => {
@@ -458,7 +476,7 @@ async function main(): Promise<void> {
 
   const loadAfter = loadavg();
   const la = (l: number[]) => l.map((v) => v.toFixed(2)).join(' ');
-  process.stdout.write(`\n${caption}\n${full ? 'full' : 'quick'} run, ${rounds} round(s) per engine, ${measureMs} ms measured per run (median shown); load generator: ${genProcs} process(es) (1 for round trip and idle); load average before ${la(loadBefore)}, after ${la(loadAfter)}\n\n${text}\n\nTargets:\n`);
+  process.stdout.write(`\n${caption}\n${full ? 'full' : 'quick'} run, ${rounds} round(s) per engine, ${measureMs} ms measured per run (median shown); load generator: ${genProcs} process(es) (1 for round trip and idle)${pinning ? `; server pinned to CPU ${pinning.server}, generators to ${pinning.generators}` : ''}; load average before ${la(loadBefore)}, after ${la(loadAfter)}\n\n${text}\n\nTargets:\n`);
   for (const t of checked) process.stdout.write(`  ${t.info ? 'INFO' : t.pass ? 'PASS' : 'FAIL'}  ${t.name}: ${t.detail}\n`);
 
   const outDir = resolve(root, opts.out!);
@@ -471,7 +489,7 @@ async function main(): Promise<void> {
     scale.set(s.engine, points);
   }
   const svg = scale.size > 0 ? renderChart(scale, `4 senders, 64 B, window 16 — ${caption}`) : null;
-  const json = { machine, date, command, full, rounds, measureMs, warmupMs, genProcs, loadAverage: { before: loadBefore, after: loadAfter }, summaries: summaries.map(({ scenario, ...rest }) => ({ scenario: scenario.id, label: scenario.label, clients: scenario.clients, senders: scenario.senders, payload: scenario.payload, window: scenario.window, ...rest })), targets: checked, runs };
+  const json = { machine, date, command, full, rounds, measureMs, warmupMs, genProcs, pinning, loadAverage: { before: loadBefore, after: loadAfter }, summaries: summaries.map(({ scenario, ...rest }) => ({ scenario: scenario.id, label: scenario.label, clients: scenario.clients, senders: scenario.senders, payload: scenario.payload, window: scenario.window, ...rest })), targets: checked, runs };
   const stamp = date.replace(/[:.]/g, '-');
   writeFileSync(join(outDir, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
   writeFileSync(join(outDir, 'latest.json'), JSON.stringify(json, null, 2));
