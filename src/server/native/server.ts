@@ -187,9 +187,9 @@ export class NativeServer implements MobServer, FanoutHost {
     dropAll(this.slab.live, reason, this.log, (conn, why) => this.remove(conn, why));
   }
 
-  /** A batch of local frames leaves through here: to the relays, then to every local client.
-   *  Arena bytes stay valid only for this call; a relay copies what it keeps, and a local
-   *  receiver's queue pins the arena (enqueue). */
+  /** A batch leaves through here: to every local client, then its local part, [localFrom, end),
+   *  to the relays. Arena bytes stay valid only for this call; a relay copies what it keeps,
+   *  and a local receiver's queue pins the arena (enqueue). */
   private outbound(buf: Buffer, start: number, end: number, frames: number, fromArena: boolean, localFrom = start): void {
     // Local clients first, then the relays: a peer worker woken a little later more often finds
     // its own clients' frames waiting too, and sends both in one turn (#8: 168-190 ns per
@@ -799,8 +799,6 @@ export class NativeServer implements MobServer, FanoutHost {
       },
       release: () =>
         new Promise<void>((resolve) => {
-          // May run inside a batch that still has events to skip: stop the watcher now,
-          // close the poller once the batch has unwound.
           this.reclaimer.stop();
           // Watched descriptors (peer links still ending) keep the poller: the last unwatch()
           // closes it. No client or listener is left on it to report anything.
