@@ -3,9 +3,10 @@
 import { Logger, type Level } from './log.js';
 import { DEFAULT_LIMITS, type Limits, type MobServer, type ServerOptions } from './server/policy.js';
 import type { LoopTracer } from './server/tracer.js';
+import type { UvMode } from './server/uv/mode.js';
 
 export type Engine = 'native' | 'uv';
-export type UvMode = 'corked' | 'coalesced' | 'plain';
+export type { UvMode };
 
 export interface StartOptions extends Partial<Omit<ServerOptions, 'limits'>> {
   /** 'native' (raw epoll/kqueue, the default) or 'uv' (node:net). */

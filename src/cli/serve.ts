@@ -4,7 +4,8 @@ import { lookup } from 'node:dns/promises';
 import { Logger } from '../log.js';
 import { DEFAULT_LIMITS, type MobServer } from '../server/policy.js';
 import type { FanoutHost } from '../server/fanout.js';
-import { startServer, type Engine, type StartOptions, type UvMode } from '../start.js';
+import { startServer, type Engine, type StartOptions } from '../start.js';
+import { UV_MODES, type UvMode } from '../server/uv/mode.js';
 import { parseCommand, parseHost, parseInteger, usageLine, UsageError, type Command, type ParsedFlags } from './args.js';
 import type { WorkerPool } from '../scale/workers/pool.js';
 import { snapshotOf } from '../metrics/snapshot.js';
@@ -33,7 +34,7 @@ export const SERVE: Command = {
     'reuse-port': { type: 'boolean', help: 'SO_REUSEPORT, so several servers can share the port' },
     'listen-fd': { type: 'string', value: 'FD', help: 'serve an inherited listening socket (default under systemd: LISTEN_FDS)' },
     engine: { type: 'string', value: 'native|uv', help: 'raw epoll/kqueue loop, or node:net (default native)' },
-    'uv-mode': { type: 'string', value: 'corked|coalesced|plain', help: 'how the uv engine sends (default corked)' },
+    'uv-mode': { type: 'string', value: UV_MODES.join('|'), help: 'how the uv engine sends (default corked)' },
     trace: { type: 'string', value: 'text|json', help: 'print the native loop\'s timeline (--trace alone: text)' },
     workers: { type: 'string', value: '1|N|auto', default: '1', help: 'worker threads, one poller each, one server to clients (auto: one per core)' },
     metrics: { type: 'string', value: 'HOST:PORT', help: 'serve Prometheus text at /metrics and /healthz there' },
@@ -131,7 +132,7 @@ async function serveOptions(flags: ParsedFlags, log: Logger): Promise<StartOptio
   return {
     listenFd,
     engine: flags.oneOf<Engine>('engine', ['native', 'uv']) ?? 'native',
-    uvMode: flags.oneOf<UvMode>('uv-mode', ['corked', 'coalesced', 'plain']) ?? 'corked',
+    uvMode: flags.oneOf<UvMode>('uv-mode', UV_MODES) ?? 'corked',
     host: listenFd === undefined ? await resolveHost(parseHost(flags.string('host')!)) : '',
     port: flags.integer('port', 0, 65535)!,
     limits: {

@@ -30,8 +30,9 @@ import { deliveredFrames, dropAll, Relays, type FanoutHost, type Relay } from '.
 import { Reclaimer } from '../reclaim.js';
 import { Shutdown, type WindDown } from '../shutdown.js';
 import { unsentBytes } from './unsent.js';
+import type { UvMode } from './mode.js';
 
-export type UvMode = 'plain' | 'corked' | 'coalesced';
+export type { UvMode };
 
 /** Listen backlog: the kernel caps it at net.core.somaxconn, as the native engine's does. */
 const BACKLOG = 65535;
