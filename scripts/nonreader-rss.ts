@@ -4,7 +4,7 @@
 // baseline and as a multiple of --max-output (#9 item 5: the uv engine held twice its limit).
 //
 //   node --import tsx scripts/nonreader-rss.ts [--engine native|uv] [--max-output 64MiB]
-//        [--frame 65536] [--warm-up 8MiB] [--json]
+//        [--frame 65536] [--warm-up 8MiB] [--warm-up-rounds N] [--json]
 import { parseArgs } from 'node:util';
 import { measureNonReader } from './lib/nonreader.ts';
 import { parseBytes } from '../src/cli/args.ts';
@@ -15,11 +15,12 @@ const { values } = parseArgs({
     'max-output': { type: 'string', default: '64MiB' },
     frame: { type: 'string', default: '65536' },
     'warm-up': { type: 'string', default: '8MiB' },
+    'warm-up-rounds': { type: 'string', default: '0' },
     json: { type: 'boolean', default: false },
   },
 });
 const maxOutput = parseBytes('max-output', values['max-output']!);
-const result = await measureNonReader({ engine: values.engine!, maxOutput, frameBytes: parseBytes('frame', values.frame!), warmUpBytes: parseBytes('warm-up', values['warm-up']!) });
+const result = await measureNonReader({ engine: values.engine!, maxOutput, frameBytes: parseBytes('frame', values.frame!), warmUpBytes: parseBytes('warm-up', values['warm-up']!), warmUpRounds: Number(values['warm-up-rounds']) });
 const MiB = 1024 * 1024;
 const fmt = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
 if (values.json) {

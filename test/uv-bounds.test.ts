@@ -73,18 +73,21 @@ for (const engine of ENGINES) {
 // The server's RSS from /proc, one non-reader at a time (scripts/lib/nonreader.ts). The bound
 // leaves room for what is not output: the part of a write request the kernel already took (node:net
 // holds the whole request until it completes; loopback buffers take a few MiB) and the heap.
-const RSS_LIMIT = 32 * MiB;
+// At the default --max-output, 1.25x + 8 MiB is also the libuv engine's own allowance: up to
+// 16 MiB corked beyond the limit within one turn (uv/server.ts). At 32 MiB the bound was under
+// that allowance, and a loaded run crossed it (+49.7 MiB against 48).
+const RSS_LIMIT = 64 * MiB;
 const RSS_BOUND = 1.25 * RSS_LIMIT + 8 * MiB;
 
 for (const engine of ['uv', 'native'] as const) {
   test(`[${engine}] one non-reader raises the server's RSS by about --max-output, which is given back after it leaves`, { skip: (process.platform !== 'linux' && 'needs /proc') || (process.env.MOB_ASAN === '1' && 'RSS under ASan is shadow memory and quarantine, not the server\'s') }, async (t) => {
-    const result = await measureNonReader({ engine, maxOutput: RSS_LIMIT, frameBytes: 64 * 1024 });
+    const result = await measureNonReader({ engine, maxOutput: RSS_LIMIT, frameBytes: 64 * 1024, warmUpRounds: 1 });
     const peak = (result.peakKiB - result.baselineKiB) * 1024;
     const second = (result.secondPeakKiB - result.baselineKiB) * 1024;
     const after = (result.settledKiB - result.baselineKiB) * 1024;
     const afterAnon = (result.settledAnonKiB - result.baselineAnonKiB) * 1024;
     const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
-    t.diagnostic(`--max-output ${mib(RSS_LIMIT)}: peak +${mib(peak)} (${(peak / RSS_LIMIT).toFixed(2)}x), lowest within 8 s after it left +${mib(after)} (anonymous +${mib(afterAnon)}), a second non-reader's peak +${mib(second)} (baseline ${mib(result.baselineKiB * 1024)})`);
+    t.diagnostic(`--max-output ${mib(RSS_LIMIT)}, over the baseline after one unmeasured non-reader: peak +${mib(peak)} (${(peak / RSS_LIMIT).toFixed(2)}x), lowest within 8 s after it left +${mib(after)} (anonymous +${mib(afterAnon)}), a second non-reader's peak +${mib(second)} (baseline ${mib(result.baselineKiB * 1024)})`);
     assert.match(result.warning, /slow reader/);
     assert.ok(peak <= RSS_BOUND, `peak +${mib(peak)} over the baseline exceeds ${mib(RSS_BOUND)}`);
     assert.ok(second <= RSS_BOUND, `a second non-reader raised the peak to +${mib(second)}: the first one's memory was not reused`);

@@ -16,6 +16,12 @@ export interface NonReaderOptions {
   warmUpBytes?: number;
   /** Give up after this long (the non-reader was never cut off). */
   timeoutMs?: number;
+  /** Non-readers to come and go, unmeasured, before the baseline (default 0). After one, the
+   *  baseline is a server that has already grown its heaps and compiled its code for this
+   *  traffic and then given memory back: without it, a baseline taken before any of that
+   *  happened put the same peak at 1.03x or 1.55x --max-output (at 32 MiB), by whether the
+   *  warm-up's garbage had been returned yet. */
+  warmUpRounds?: number;
 }
 
 export interface NonReaderResult {
@@ -77,7 +83,7 @@ class Sender {
 }
 
 export async function measureNonReader(options: NonReaderOptions): Promise<NonReaderResult> {
-  const { engine, maxOutput, frameBytes, warmUpBytes = 8 * 1024 * 1024, timeoutMs = 60_000 } = options;
+  const { engine, maxOutput, frameBytes, warmUpBytes = 8 * 1024 * 1024, timeoutMs = 60_000, warmUpRounds = 0 } = options;
   const server = await spawnServe(['--engine', engine, '--max-output', String(maxOutput), '--max-frame', String(Math.max(frameBytes, 1024))], {
     env: { MOB_LOG: 'warn' },
   });
@@ -92,8 +98,6 @@ export async function measureNonReader(options: NonReaderOptions): Promise<NonRe
       await sender.send(frame, () => sender.sent > warmUpBytes);
       warm.destroy();
     }
-    await sleep(1000);
-    const { total: baselineKiB, anon: baselineAnonKiB } = rssKiB(pid);
 
     // One non-reader until it is cut off; the peak RSS meanwhile.
     const round = async (): Promise<{ peakKiB: number; sentBytes: number }> => {
@@ -115,18 +119,27 @@ export async function measureNonReader(options: NonReaderOptions): Promise<NonRe
       if (!cut()) throw new Error(`the server never cut the non-reader off: ${server.stderr()}`);
       return { peakKiB, sentBytes: sender.sent - before };
     };
+    // The lowest readings over a window: the libuv engine's release waits on V8's collection
+    // and the trim after it, which a loaded machine can push past any one fixed instant.
+    const lowest = async (ms: number): Promise<{ total: number; anon: number }> => {
+      const low = rssKiB(pid);
+      for (let waited = 0; waited < ms; waited += 250) {
+        await sleep(250);
+        const now = rssKiB(pid);
+        low.total = Math.min(low.total, now.total);
+        low.anon = Math.min(low.anon, now.anon);
+      }
+      return low;
+    };
+
+    for (let i = 0; i < warmUpRounds; i++) await round();
+    await sleep(1000);
+    const { total: baselineKiB, anon: baselineAnonKiB } = warmUpRounds > 0 ? await lowest(3000) : rssKiB(pid);
+
     const { peakKiB, sentBytes } = await round();
     await sleep(1000);
     const afterKiB = rssKiB(pid).total;
-    // The lowest reading over the next 7 s: the libuv engine's release waits on V8's collection
-    // and the trim after it, which a loaded machine can push past any one fixed instant.
-    let { total: settledKiB, anon: settledAnonKiB } = rssKiB(pid);
-    for (let waited = 0; waited < 7000; waited += 250) {
-      await sleep(250);
-      const now = rssKiB(pid);
-      settledKiB = Math.min(settledKiB, now.total);
-      settledAnonKiB = Math.min(settledAnonKiB, now.anon);
-    }
+    const { total: settledKiB, anon: settledAnonKiB } = await lowest(7000);
     // A second one: the memory the first left behind is used again, not added to.
     const second = await round();
     const warning = server.stderr().split('\n').find((line) => line.includes('slow reader')) ?? '';
