@@ -492,7 +492,6 @@ Napi::Object SockoptConstants(Napi::Env env) {
             SetInt(object, "SO_KEEPALIVE", SO_KEEPALIVE) &&
             SetInt(object, "SO_ACCEPTCONN", SO_ACCEPTCONN) &&
             SetInt(object, "SO_TYPE", SO_TYPE) &&
-            SetInt(object, "SO_ERROR", SO_ERROR) &&
             SetInt(object, "IPPROTO_TCP", IPPROTO_TCP) &&
             SetInt(object, "TCP_NODELAY", TCP_NODELAY);
   if (ok) Freeze(env, object);

@@ -7,7 +7,6 @@ import { once } from 'node:events';
 import { encodeFrame, FrameDecoder } from '../../src/protocol/frame.ts';
 import { spawnServe } from './serve-process.ts';
 import { native } from '../../src/native/binding.ts';
-import { constants } from 'node:os';
 
 export interface ShutdownScenario {
   /** Extra `mob serve` arguments (engine, limits). */
@@ -47,9 +46,7 @@ const MAGIC = 0x6d6f6221;
  *  uv engine, 2-3 clients of 5, for that reason); the socket's pending error still says so. */
 function resetUnreported(socket: Socket): boolean {
   const fd = (socket as unknown as { _handle: { fd: number } | null })._handle?.fd ?? -1;
-  if (fd < 0) return false;
-  const { SOL_SOCKET, SO_ERROR } = native.sockopt;
-  return native.getsockopt(fd, SOL_SOCKET, SO_ERROR) === constants.errno.ECONNRESET;
+  return fd >= 0 && native.socketError(fd) === native.errno.ECONNRESET;
 }
 
 function payload(i: number, size: number): Buffer {

@@ -173,8 +173,6 @@ export interface NativeBinding {
   readonly sockopt: Readonly<{
     SOL_SOCKET: number; SO_RCVBUF: number; SO_SNDBUF: number; SO_REUSEADDR: number;
     SO_REUSEPORT: number; SO_KEEPALIVE: number; SO_ACCEPTCONN: number; SO_TYPE: number;
-    /** The pending error, which reading it clears (a reset a client has not read yet). */
-    SO_ERROR: number;
     IPPROTO_TCP: number; TCP_NODELAY: number;
   }>;
 }
