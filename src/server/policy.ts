@@ -176,15 +176,19 @@ export interface ServerOptions {
 export class DoomList<C extends { closing: CloseReason | null }> {
   private readonly list: C[] = [];
 
+  /** `remove` is given once: removeAll() runs at the end of every batch, and a callback made
+   *  there would be an allocation per batch. */
+  constructor(private readonly remove: (conn: C, reason: CloseReason) => void) {}
+
   add(conn: C, reason: CloseReason): void {
     if (conn.closing !== null) return;
     conn.closing = reason;
     this.list.push(conn);
   }
 
-  removeAll(remove: (conn: C, reason: CloseReason) => void): void {
+  removeAll(): void {
     const list = this.list;
-    for (let i = 0; i < list.length; i++) remove(list[i]!, list[i]!.closing!);
+    for (let i = 0; i < list.length; i++) this.remove(list[i]!, list[i]!.closing!);
     list.length = 0;
   }
 }

@@ -64,7 +64,7 @@ export class NativeServer implements MobServer, FanoutHost {
   /** writev's buffer list, refilled per flush. */
   private readonly iov: Buffer[] = [];
   /** Connections a broadcast found broken or too slow; removed once the loop is done. */
-  private readonly doomed = new DoomList<Connection>();
+  private readonly doomed = new DoomList<Connection>((conn, reason) => this.remove(conn, reason));
   /** Clients with frames in the arena batch not yet broadcast; kept only while relays exist
    *  (a refused batch disconnects its senders). */
   private readonly senders: Connection[] = [];
@@ -647,7 +647,7 @@ export class NativeServer implements MobServer, FanoutHost {
   }
 
   private removeDoomed(): void {
-    this.doomed.removeAll((conn, reason) => this.remove(conn, reason));
+    this.doomed.removeAll();
   }
 
   /** Writes the queue until it is empty or EAGAIN. */

@@ -70,7 +70,7 @@ export class UvServer implements MobServer, FanoutHost {
   private readonly live: UvConnection[] = [];
   private readonly corked: UvConnection[] = [];
   private readonly halfClosed = new HalfClosedClients<UvConnection>();
-  private readonly doomed = new DoomList<UvConnection>();
+  private readonly doomed = new DoomList<UvConnection>((conn, reason) => this.drop(conn, reason));
   private readonly scan = new FrameScan();
   private readonly relays = new Relays();
   private readonly perFrame: boolean;
@@ -307,7 +307,7 @@ export class UvServer implements MobServer, FanoutHost {
   }
 
   private removeDoomed(): void {
-    this.doomed.removeAll((conn, reason) => this.drop(conn, reason));
+    this.doomed.removeAll();
   }
 
   // --- removal and shutdown ----------------------------------------------------------
