@@ -86,7 +86,12 @@ const genProcs = Math.max(1, Number(opts['gen-procs'] ?? Math.max(1, availablePa
 // the scheduler may put two workers and the generator on one core and move them about:
 // `--workers 2` measured 1.8x one worker's CPU per delivered frame unpinned and 1.3x pinned
 // (medians of 8 alternating runs each, 2026-12-01), one worker 136-150 ns either way.
+// The workers-* scenarios are always pinned where taskset can: their target (#8) is stated for
+// the generator holding the other core, and unpinned, every link write can wake a worker on the
+// other core, which this VM charges 32 µs of CPU for (scripts/bench/wake-cost.ts).
 const pinning = opts.pin ? pinPlan() : null;
+const workersPinning = pinning ?? (process.platform === 'linux' && availableParallelism() >= 2 ? pinPlan() : null);
+const pinningOf = (scenario: Scenario) => (scenario.group === 'workers' ? workersPinning : pinning);
 
 function pinPlan(): { server: string; generators: string } {
   const cores = availableParallelism();
@@ -120,8 +125,8 @@ const scenarios: Scenario[] = [
 
 // --- processes -----------------------------------------------------------------------
 
-function startServer(engine: (typeof ENGINES)[number]): Promise<ServeProcess> {
-  return spawnServe([...engine.args], { env: { MOB_LOG: 'warn' }, timeoutMs: 15_000, wrap: (argv) => pinned(pinning?.server, argv) });
+function startServer(engine: (typeof ENGINES)[number], cpus: string | undefined): Promise<ServeProcess> {
+  return spawnServe([...engine.args], { env: { MOB_LOG: 'warn' }, timeoutMs: 15_000, wrap: (argv) => pinned(cpus, argv) });
 }
 
 
@@ -134,9 +139,9 @@ class GenProc {
   stderr = '';
   exited = false;
 
-  constructor(spec: LoadSpec) {
+  constructor(spec: LoadSpec, cpus: string | undefined) {
     // taskset execs the command: the pid stays the generator's.
-    const [command, ...args] = pinned(pinning?.generators, [process.execPath, '--import', 'tsx', loadgen, JSON.stringify(spec)]);
+    const [command, ...args] = pinned(cpus, [process.execPath, '--import', 'tsx', loadgen, JSON.stringify(spec)]);
     this.child = spawn(command!, args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stdin!.on('error', () => {}); // it may be gone already; its exit says why
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr = (this.stderr + d).slice(-4000)));
@@ -187,9 +192,9 @@ class GenProc {
 }
 
 /** Runs the generator as `procs` processes over a split of the clients, and merges their results. */
-async function runLoadgen(spec: LoadSpec, procs: number): Promise<LoadResult> {
+async function runLoadgen(spec: LoadSpec, procs: number, cpus: string | undefined): Promise<LoadResult> {
   const k = Math.max(1, Math.min(procs, spec.clients));
-  const gens = Array.from({ length: k }, (_, proc) => new GenProc({ ...spec, procs: k, proc, coordinated: true }));
+  const gens = Array.from({ length: k }, (_, proc) => new GenProc({ ...spec, procs: k, proc, coordinated: true }, cpus));
   const timer = setTimeout(() => gens.forEach((g) => g.kill()), spec.timeoutMs + 15_000);
   try {
     // Barrier 1: every process connected and probed its clients; then all start together.
@@ -245,7 +250,8 @@ function merge(spec: LoadSpec, parts: LoadResult[], errors: string[]): LoadResul
 }
 
 async function runOne(scenario: Scenario, engine: (typeof ENGINES)[number], round: number): Promise<Run> {
-  const server = await startServer(engine);
+  const pins = pinningOf(scenario);
+  const server = await startServer(engine, pins?.server);
   try {
     const pid = server.child.pid!;
     const ticks0 = cpuTicks(pid);
@@ -263,7 +269,7 @@ async function runOne(scenario: Scenario, engine: (typeof ENGINES)[number], roun
       serverPid: pid,
       connectConcurrency: 512,
       timeoutMs: 60_000,
-    }, scenario.idle || scenario.clients === 1 ? 1 : genProcs);
+    }, scenario.idle || scenario.clients === 1 ? 1 : genProcs, pins?.generators);
     const serverCpu = (cpuTicks(pid) - ticks0) / 100 / ((performance.now() - t0) / 1000);
     return { scenario: scenario.id, engine: engine.name, round, result, serverCpu };
   } finally {
@@ -476,7 +482,8 @@ async function main(): Promise<void> {
 
   const loadAfter = loadavg();
   const la = (l: number[]) => l.map((v) => v.toFixed(2)).join(' ');
-  process.stdout.write(`\n${caption}\n${full ? 'full' : 'quick'} run, ${rounds} round(s) per engine, ${measureMs} ms measured per run (median shown); load generator: ${genProcs} process(es) (1 for round trip and idle)${pinning ? `; server pinned to CPU ${pinning.server}, generators to ${pinning.generators}` : ''}; load average before ${la(loadBefore)}, after ${la(loadAfter)}\n\n${text}\n\nTargets:\n`);
+  const conditions = `${full ? 'full' : 'quick'} run, ${rounds} round(s) per engine, ${measureMs} ms measured per run (median shown); load generator: ${genProcs} process(es) (1 for round trip and idle)${pinning ? `; server pinned to CPU ${pinning.server}, generators to ${pinning.generators}` : workersPinning ? `; workers-* scenarios: server pinned to CPU ${workersPinning.server}, generators to ${workersPinning.generators}` : ''}; load average before ${la(loadBefore)}, after ${la(loadAfter)}`;
+  process.stdout.write(`\n${caption}\n${conditions}\n\n${text}\n\nTargets:\n`);
   for (const t of checked) process.stdout.write(`  ${t.info ? 'INFO' : t.pass ? 'PASS' : 'FAIL'}  ${t.name}: ${t.detail}\n`);
 
   const outDir = resolve(root, opts.out!);
@@ -489,11 +496,11 @@ async function main(): Promise<void> {
     scale.set(s.engine, points);
   }
   const svg = scale.size > 0 ? renderChart(scale, `4 senders, 64 B, window 16 — ${caption}`) : null;
-  const json = { machine, date, command, full, rounds, measureMs, warmupMs, genProcs, pinning, loadAverage: { before: loadBefore, after: loadAfter }, summaries: summaries.map(({ scenario, ...rest }) => ({ scenario: scenario.id, label: scenario.label, clients: scenario.clients, senders: scenario.senders, payload: scenario.payload, window: scenario.window, ...rest })), targets: checked, runs };
+  const json = { machine, date, command, full, rounds, measureMs, warmupMs, genProcs, pinning, workersPinning, loadAverage: { before: loadBefore, after: loadAfter }, summaries: summaries.map(({ scenario, ...rest }) => ({ scenario: scenario.id, label: scenario.label, clients: scenario.clients, senders: scenario.senders, payload: scenario.payload, window: scenario.window, ...rest })), targets: checked, runs };
   const stamp = date.replace(/[:.]/g, '-');
   writeFileSync(join(outDir, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
   writeFileSync(join(outDir, 'latest.json'), JSON.stringify(json, null, 2));
-  const md = `${caption}\n\n${markdown}\n\n${checked.map((t) => `- ${t.info ? 'ℹ️' : t.pass ? '✅' : '❌'} ${t.name}: ${t.detail}`).join('\n')}\n`;
+  const md = `${caption}\n\n${conditions}.\n\n${markdown}\n\n${checked.map((t) => `- ${t.info ? 'ℹ️' : t.pass ? '✅' : '❌'} ${t.name}: ${t.detail}`).join('\n')}\n`;
   writeFileSync(join(outDir, 'latest.md'), md);
   if (svg) writeFileSync(join(outDir, 'latest.svg'), svg);
   process.stdout.write(`\nwrote ${join(opts.out!, 'latest.json')}, latest.md${svg ? ', latest.svg' : ''}\n`);
