@@ -13,7 +13,8 @@
 //   options: --out DIR, --rounds N, --measure MS, --only SUBSTRING, --gen-procs N, --pin, --readme (also write
 //            docs/bench/latest.svg and docs/bench/latest.md for the README)
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +24,7 @@ import { Histogram, sharedNow } from './histogram.ts';
 import { spawnServe, stopServe, type ServeProcess } from '../lib/serve-process.ts';
 import type { LoadResult, LoadSpec } from './loadgen.ts';
 import { cpuTicks } from '../lib/proc.ts';
+import { REDIS_INSTALL_HINT, redisServerPath } from '../lib/redis-server.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const loadgen = join(root, 'scripts/bench/loadgen.ts');
@@ -393,6 +395,45 @@ function table(summaries: Summary[]): { text: string; markdown: string } {
   return { text: lines.join('\n'), markdown: md.join('\n') };
 }
 
+// 1 node against 2 nodes on Redis (#8): scripts/bench/bus.ts in a process of its own, which
+// starts and stops its own redis-server; skipped, with the install hint, where there is none.
+const BUS_ID = 'bus-20x4-64B';
+const busWanted = !opts.only || BUS_ID.includes(opts.only);
+
+interface BusRow { setup: string; ok: boolean; errors: string[]; framesPerSec: number; nodeNsPerFrame: number; redisNsPerFrame: number }
+type BusOutcome = { rows: BusRow[]; markdown: string } | { skipped: string };
+
+async function runBus(): Promise<BusOutcome> {
+  if (redisServerPath === null) return { skipped: `redis-server not found; ${REDIS_INSTALL_HINT}` };
+  progress(`${BUS_ID}: 1 node, 1 node + Redis, 2 nodes on Redis (scripts/bench/bus.ts)`);
+  const saved = join(resolve(root, opts.out!), 'bus.json');
+  rmSync(saved, { force: true });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'scripts/bench/bus.ts'), '--rounds', String(rounds), '--measure', String(measureMs), '--out', opts.out!],
+    { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  try {
+    const { rows } = JSON.parse(readFileSync(saved, 'utf8')) as { rows: BusRow[] };
+    const markdown = readFileSync(join(resolve(root, opts.out!), 'bus.md'), 'utf8').trim();
+    return { rows, markdown };
+  } catch (error) {
+    return { skipped: `scripts/bench/bus.ts exited with ${code} and left no results (${(error as Error).message})` };
+  }
+}
+
+function busTargets(bus: BusOutcome | null): Target[] {
+  if (bus === null) return [];
+  if ('skipped' in bus) return [{ name: `${BUS_ID}: not run`, pass: true, info: true, detail: bus.skipped }];
+  const row = (setup: string) => bus.rows.find((r) => r.setup === setup);
+  const one = row('1 node');
+  const two = row('2 nodes on Redis');
+  if (!one || !two) return [{ name: `${BUS_ID}: 2 nodes on Redis pass every verification`, pass: false, detail: 'no result' }];
+  return [
+    { name: `${BUS_ID}: 2 nodes on Redis pass every verification`, pass: two.ok, detail: two.ok ? 'all verified' : two.errors.slice(0, 3).join('; ') },
+    { name: `${BUS_ID}: the bus's cost per delivered frame (reported, no target)`, pass: true, info: true,
+      detail: `+${(two.nodeNsPerFrame - one.nodeNsPerFrame).toFixed(0)} ns on the nodes (${two.nodeNsPerFrame.toFixed(0)} vs ${one.nodeNsPerFrame.toFixed(0)} ns/frame), Redis ${two.redisNsPerFrame.toFixed(0)} ns/frame` },
+  ];
+}
+
 interface Target {
   name: string;
   pass: boolean;
@@ -463,11 +504,13 @@ async function main(): Promise<void> {
       }
     }
   }
+  const bus = busWanted ? await runBus() : null;
   progress('done');
   if (process.stderr.isTTY) process.stderr.write('\n');
 
   const summaries = summarize(runs);
-  const checked = targets(summaries);
+  const checked = [...targets(summaries), ...busTargets(bus)];
+  const busTable = bus !== null && 'rows' in bus ? `\n\n1 node against 2 nodes on Redis (scripts/bench/bus.ts), ${bus.markdown}` : '';
   const machine = {
     cpu: cpus()[0]?.model ?? 'unknown',
     cores: cpus().length,
@@ -483,7 +526,7 @@ async function main(): Promise<void> {
   const loadAfter = loadavg();
   const la = (l: number[]) => l.map((v) => v.toFixed(2)).join(' ');
   const conditions = `${full ? 'full' : 'quick'} run, ${rounds} round(s) per engine, ${measureMs} ms measured per run (median shown); load generator: ${genProcs} process(es) (1 for round trip and idle)${pinning ? `; server pinned to CPU ${pinning.server}, generators to ${pinning.generators}` : workersPinning ? `; workers-* scenarios: server pinned to CPU ${workersPinning.server}, generators to ${workersPinning.generators}` : ''}; load average before ${la(loadBefore)}, after ${la(loadAfter)}`;
-  process.stdout.write(`\n${caption}\n${conditions}\n\n${text}\n\nTargets:\n`);
+  process.stdout.write(`\n${caption}\n${conditions}\n\n${text}${busTable}\n\nTargets:\n`);
   for (const t of checked) process.stdout.write(`  ${t.info ? 'INFO' : t.pass ? 'PASS' : 'FAIL'}  ${t.name}: ${t.detail}\n`);
 
   const outDir = resolve(root, opts.out!);
@@ -496,11 +539,11 @@ async function main(): Promise<void> {
     scale.set(s.engine, points);
   }
   const svg = scale.size > 0 ? renderChart(scale, `4 senders, 64 B, window 16 — ${caption}`) : null;
-  const json = { machine, date, command, full, rounds, measureMs, warmupMs, genProcs, pinning, workersPinning, loadAverage: { before: loadBefore, after: loadAfter }, summaries: summaries.map(({ scenario, ...rest }) => ({ scenario: scenario.id, label: scenario.label, clients: scenario.clients, senders: scenario.senders, payload: scenario.payload, window: scenario.window, ...rest })), targets: checked, runs };
+  const json = { machine, date, command, full, rounds, measureMs, warmupMs, genProcs, pinning, workersPinning, loadAverage: { before: loadBefore, after: loadAfter }, summaries: summaries.map(({ scenario, ...rest }) => ({ scenario: scenario.id, label: scenario.label, clients: scenario.clients, senders: scenario.senders, payload: scenario.payload, window: scenario.window, ...rest })), targets: checked, bus, runs };
   const stamp = date.replace(/[:.]/g, '-');
   writeFileSync(join(outDir, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
   writeFileSync(join(outDir, 'latest.json'), JSON.stringify(json, null, 2));
-  const md = `${caption}\n\n${conditions}.\n\n${markdown}\n\n${checked.map((t) => `- ${t.info ? 'ℹ️' : t.pass ? '✅' : '❌'} ${t.name}: ${t.detail}`).join('\n')}\n`;
+  const md = `${caption}\n\n${conditions}.\n\n${markdown}${busTable}\n\n${checked.map((t) => `- ${t.info ? 'ℹ️' : t.pass ? '✅' : '❌'} ${t.name}: ${t.detail}`).join('\n')}\n`;
   writeFileSync(join(outDir, 'latest.md'), md);
   if (svg) writeFileSync(join(outDir, 'latest.svg'), svg);
   process.stdout.write(`\nwrote ${join(opts.out!, 'latest.json')}, latest.md${svg ? ', latest.svg' : ''}\n`);
@@ -511,7 +554,7 @@ async function main(): Promise<void> {
     writeFileSync(join(docs, 'latest.md'), md);
     process.stdout.write('wrote docs/bench/latest.svg and docs/bench/latest.md\n');
   }
-  if (summaries.some((s) => !s.ok)) process.exitCode = 1;
+  if (summaries.some((s) => !s.ok) || (bus !== null && 'rows' in bus && bus.rows.some((r) => !r.ok))) process.exitCode = 1;
 }
 
 function failed(scenario: Scenario, message: string): LoadResult {
