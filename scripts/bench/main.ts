@@ -401,34 +401,35 @@ const BUS_ID = 'bus-20x4-64B';
 const busWanted = !opts.only || BUS_ID.includes(opts.only);
 
 interface BusRow { setup: string; ok: boolean; errors: string[]; framesPerSec: number; nodeNsPerFrame: number; redisNsPerFrame: number }
-type BusOutcome = { rows: BusRow[]; markdown: string } | { skipped: string };
+type BusOutcome = { rows: BusRow[]; markdown: string } | { skipped: string } | { failed: string };
 
 async function runBus(): Promise<BusOutcome> {
   if (redisServerPath === null) return { skipped: `redis-server not found; ${REDIS_INSTALL_HINT}` };
   progress(`${BUS_ID}: 1 node, 1 node + Redis, 2 nodes on Redis (scripts/bench/bus.ts)`);
-  const saved = join(resolve(root, opts.out!), 'bus.json');
+  const dir = resolve(root, opts.out!);
+  const saved = join(dir, 'bus.json');
   rmSync(saved, { force: true });
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'scripts/bench/bus.ts'), '--rounds', String(rounds), '--measure', String(measureMs), '--out', opts.out!],
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'scripts/bench/bus.ts'), '--rounds', String(rounds), '--measure', String(measureMs), '--out', dir],
     { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   const [code] = (await once(child, 'exit')) as [number | null];
   try {
     const { rows } = JSON.parse(readFileSync(saved, 'utf8')) as { rows: BusRow[] };
-    const markdown = readFileSync(join(resolve(root, opts.out!), 'bus.md'), 'utf8').trim();
-    return { rows, markdown };
+    return { rows, markdown: readFileSync(join(dir, 'bus.md'), 'utf8').trim() };
   } catch (error) {
-    return { skipped: `scripts/bench/bus.ts exited with ${code} and left no results (${(error as Error).message})` };
+    return { failed: `scripts/bench/bus.ts exited with ${code} and left no results (${(error as Error).message})` };
   }
 }
 
 function busTargets(bus: BusOutcome | null): Target[] {
+  const verified = `${BUS_ID}: 2 nodes on Redis pass every verification`;
   if (bus === null) return [];
   if ('skipped' in bus) return [{ name: `${BUS_ID}: not run`, pass: true, info: true, detail: bus.skipped }];
-  const row = (setup: string) => bus.rows.find((r) => r.setup === setup);
-  const one = row('1 node');
-  const two = row('2 nodes on Redis');
-  if (!one || !two) return [{ name: `${BUS_ID}: 2 nodes on Redis pass every verification`, pass: false, detail: 'no result' }];
+  if ('failed' in bus) return [{ name: verified, pass: false, detail: bus.failed }];
+  const one = bus.rows.find((r) => r.setup === '1 node');
+  const two = bus.rows.find((r) => r.setup === '2 nodes on Redis');
+  if (!one || !two) return [{ name: verified, pass: false, detail: 'no result' }];
   return [
-    { name: `${BUS_ID}: 2 nodes on Redis pass every verification`, pass: two.ok, detail: two.ok ? 'all verified' : two.errors.slice(0, 3).join('; ') },
+    { name: verified, pass: two.ok, detail: two.ok ? 'all verified' : two.errors.slice(0, 3).join('; ') },
     { name: `${BUS_ID}: the bus's cost per delivered frame (reported, no target)`, pass: true, info: true,
       detail: `+${(two.nodeNsPerFrame - one.nodeNsPerFrame).toFixed(0)} ns on the nodes (${two.nodeNsPerFrame.toFixed(0)} vs ${one.nodeNsPerFrame.toFixed(0)} ns/frame), Redis ${two.redisNsPerFrame.toFixed(0)} ns/frame` },
   ];
@@ -554,7 +555,7 @@ async function main(): Promise<void> {
     writeFileSync(join(docs, 'latest.md'), md);
     process.stdout.write('wrote docs/bench/latest.svg and docs/bench/latest.md\n');
   }
-  if (summaries.some((s) => !s.ok) || (bus !== null && 'rows' in bus && bus.rows.some((r) => !r.ok))) process.exitCode = 1;
+  if (summaries.some((s) => !s.ok) || busTargets(bus).some((t) => !t.pass)) process.exitCode = 1;
 }
 
 function failed(scenario: Scenario, message: string): LoadResult {
