@@ -21,7 +21,6 @@ function pinThisThread(cpu: number): void {
 }
 
 function pingPong({ fd, cpu, roundTrips, starts }: Job): void {
-  native.adopt(fd);
   pinThisThread(cpu);
   const poll = new Poll();
   const events = new Events(1);
@@ -72,6 +71,7 @@ if (isMainThread) {
   }
 } else {
   const job = workerData as Job;
+  native.adopt(job.fd); // made and disowned by the main thread
   parentPort!.postMessage('ready');
   pingPong(job);
 }
