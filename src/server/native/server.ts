@@ -168,11 +168,14 @@ export class NativeServer implements MobServer, FanoutHost {
     if (this.watched === 0) return;
     this.watched--;
     this.registry.deregister(fd);
-    if (this.pollOrphaned && this.watched === 0) {
-      // The last one: the poller goes (closed once the batch this may run in has unwound).
-      this.poll.stop();
-      setImmediate(() => this.poll.close());
-    }
+    if (this.pollOrphaned && this.watched === 0) this.closePollAfterBatch(); // the last one
+  }
+
+  /** Both callers may run inside a batch that still has events to skip: the watcher stops now,
+   *  the poller closes once the batch has unwound. */
+  private closePollAfterBatch(): void {
+    this.poll.stop();
+    setImmediate(() => this.poll.close());
   }
 
   addRelay(relay: Relay): void {
@@ -802,13 +805,9 @@ export class NativeServer implements MobServer, FanoutHost {
           this.reclaimer.stop();
           // Watched descriptors (peer links still ending) keep the poller: the last unwatch()
           // closes it. No client or listener is left on it to report anything.
-          const orphan = this.watched > 0;
-          this.pollOrphaned = orphan;
-          // May run inside a batch that still has events to skip: stop the watcher now,
-          // close the poller once the batch has unwound.
-          if (!orphan) this.poll.stop();
+          this.pollOrphaned = this.watched > 0;
+          if (!this.pollOrphaned) this.closePollAfterBatch();
           setImmediate(() => {
-            if (!orphan) this.poll.close();
             if (this.spareFd >= 0) closeSync(this.spareFd);
             this.spareFd = -1;
             resolve();
