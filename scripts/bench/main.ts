@@ -8,7 +8,7 @@
 // stdout, JSON + a Markdown table + an SVG chart in bench-results/ (--out), ratios against the
 // libuv modes of the same run, and the targets checked.
 //
-//   npm run bench                 quick (< 2 minutes)
+//   npm run bench                 quick (about 3 minutes on 2 cores, the bus comparison included)
 //   npm run bench -- --full       the full matrix (scale to 5,000 clients, 10,000 idle, 3 rounds)
 //   options: --out DIR, --rounds N, --measure MS, --only SUBSTRING, --gen-procs N, --pin, --readme (also write
 //            docs/bench/latest.svg and docs/bench/latest.md for the README)
