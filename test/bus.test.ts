@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Logger } from '../src/log.ts';
-import { encodeFrame } from '../src/protocol/frame.ts';
+import { encodeFrame, FrameScan, scanFrames } from '../src/protocol/frame.ts';
 import type { FanoutHost, Relay } from '../src/server/fanout.ts';
 import { connectBus, newNodeId, parseBusUrl, type Bus, type BusOptions } from '../src/scale/bus/index.ts';
 import { Redis } from 'ioredis';
@@ -16,7 +16,11 @@ class RecordingHost implements FanoutHost {
   readonly delivered: Buffer[] = [];
   readonly drops: string[] = [];
   readonly relays = new Set<Relay>();
-  deliver(frames: Buffer, start: number, end: number): void {
+  deliver(frames: Buffer, start: number, end: number, count: number): void {
+    // The host trusts the count (fanout.ts): every delivery in these tests checks it.
+    const scan = scanFrames(frames, start, end, Number.MAX_SAFE_INTEGER, new FrameScan());
+    assert.equal(scan.end, end, 'deliver() was handed a partial frame');
+    assert.equal(count, scan.frames, 'deliver() was handed a wrong frame count');
     this.delivered.push(Buffer.from(frames.subarray(start, end)));
   }
   addRelay(relay: Relay): void { this.relays.add(relay); }

@@ -34,6 +34,7 @@ export class StreamReader {
    *  entry: one copy of the read's frames costs less than a write per entry per receiver). */
   private readonly ready: Buffer[] = [];
   private readyBytes = 0;
+  private readyFrames = 0;
   private readonly readFailures = new ThrottledLine();
   private readonly foreignEntries = new ThrottledLine();
   private readonly brokenEntries = new ThrottledLine();
@@ -162,13 +163,15 @@ export class StreamReader {
       }
       this.sequences.set(entry.publisher, entry.sequence);
       const frames = entry.frames;
-      if (scanFrames(frames, 0, frames.length, Number.MAX_SAFE_INTEGER, this.scan).end !== frames.length) {
+      const scan = scanFrames(frames, 0, frames.length, Number.MAX_SAFE_INTEGER, this.scan);
+      if (scan.end !== frames.length) {
         this.brokenEntries.emit((line) => this.side.log.error(line), `bus ${this.side.display}: entry ${this.lastId} holds a broken frame sequence; skipped`);
         continue;
       }
       this.received++;
       this.ready.push(frames);
       this.readyBytes += frames.length;
+      this.readyFrames += scan.frames;
     }
     this.flush();
   }
@@ -176,8 +179,10 @@ export class StreamReader {
   private flush(): void {
     if (this.ready.length === 0) return;
     const frames = this.ready.length === 1 ? this.ready[0]! : Buffer.concat(this.ready, this.readyBytes);
+    const count = this.readyFrames;
     this.ready.length = 0;
     this.readyBytes = 0;
-    this.host.deliver(frames, 0, frames.length);
+    this.readyFrames = 0;
+    this.host.deliver(frames, 0, frames.length, count);
   }
 }

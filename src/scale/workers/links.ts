@@ -164,7 +164,7 @@ class Inbound {
           links.figures.bytesIn += scan.end - this.start;
           const from = this.start;
           this.start = scan.end;
-          links.host.deliver(buf, from, scan.end);
+          links.host.deliver(buf, from, scan.end, scan.frames);
         }
         // Edge-triggered epoll: a short read of a stream socket drained it, and later bytes
         // raise a new edge, so the read that would only say EAGAIN is skipped (one syscall per

@@ -26,7 +26,7 @@ import {
   DoomList, emptyStats, failureReason, HalfClosedClients, recordClose, recordRejected, shedInput,
   type CloseReason, type Limits, type MobServer, type ServerAddress, type ServerOptions,
 } from '../policy.js';
-import { deliveredFrames, dropAll, Relays, type FanoutHost, type Relay } from '../fanout.js';
+import { dropAll, Relays, type FanoutHost, type Relay } from '../fanout.js';
 import { Reclaimer } from '../reclaim.js';
 import { Shutdown, type WindDown } from '../shutdown.js';
 import { unsentBytes } from './unsent.js';
@@ -132,8 +132,7 @@ export class UvServer implements MobServer, FanoutHost {
 
   // --- the fan-out seam (fanout.ts) ----------------------------------------------------
 
-  deliver(frames: Buffer, start: number, end: number): void {
-    const count = deliveredFrames(frames, start, end, this.scan);
+  deliver(frames: Buffer, start: number, end: number, count: number): void {
     // During shutdown, peers' frames are broadcast until the clients wind down (shutdown.ts).
     if (this.shutdown.draining || count === 0) return;
     this.broadcast(start === 0 && end === frames.length ? frames : frames.subarray(start, end), count);
