@@ -2,6 +2,8 @@
 // loopback; the pool runs in this process (to stall or kill a worker) or as `mob serve`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { runClients } from '../src/client/clients.ts';
 import { fillPayload, checkPayload } from '../src/client/payload.ts';
 import { DEFAULT_LIMITS } from '../src/server/policy.ts';
@@ -9,7 +11,7 @@ import { WorkerPool } from '../src/scale/workers/pool.ts';
 import type { ServerSnapshot } from '../src/metrics/snapshot.ts';
 import { exitOf, quietLog, spawnServer, TestClient, waitFor } from './helpers.ts';
 import { scrapeUntil, sum } from './metrics-scrape.ts';
-import { stopServe } from '../scripts/lib/serve-process.ts';
+import { spawnServe, stopServe } from '../scripts/lib/serve-process.ts';
 import { RedisServer, redisSkip } from './redis.ts';
 import { runShutdownScenario } from '../scripts/lib/shutdown-scenario.ts';
 
@@ -94,6 +96,17 @@ test('--workers auto and a bad count', async (t) => {
   const report = await runClients({ host: '127.0.0.1', port: server.port, clients: 6, messages: 10, size: 64, window: 4, timeoutMs: 20_000 });
   assert.ok(report.ok, report.errors.join('; '));
   await assert.rejects(spawnServer(['--workers', '0']), /--workers wants a whole number/);
+});
+
+const hasTaskset = process.platform === 'linux' && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+
+test('more workers than the cores the process may use: a warning says they will share a core', { skip: !hasTaskset && 'needs Linux and taskset' }, async (t) => {
+  const server = await spawnServe(['--workers', '2'], { wrap: (argv) => ['taskset', '-c', '0', ...argv] });
+  t.after(() => stopServe(server.child));
+  await waitFor(() => /2 workers on 1 core this process may use: the workers will take turns on a core/.test(server.stderr()), 'the warning');
+  const fitting = await spawnServer(['--workers', String(availableParallelism())]);
+  t.after(() => stopServe(fitting.child));
+  assert.doesNotMatch(fitting.stderr(), /take turns on a core/);
 });
 
 test('a worker that stops reading its links: its clients are disconnected with a reason, the other worker\'s clients keep everything', async (t) => {
