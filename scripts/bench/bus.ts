@@ -10,7 +10,7 @@
 // On 2 cores, 2 nodes + Redis + the generator share the machine: frames/s here says little,
 // CPU per frame carries.
 //
-//   options: --clients 20 --senders 4 --payload 64 --window 16 --measure 2000 --rounds 2 --out DIR
+//   options: --clients 20 --senders 4 --payload 64 --window 16 --measure 2000 --rounds 3 --out DIR
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -31,7 +31,7 @@ const { values: opts } = parseArgs({
     payload: { type: 'string', default: '64' },
     window: { type: 'string', default: '16' },
     measure: { type: 'string', default: '2000' },
-    rounds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
     out: { type: 'string', default: 'bench-results' },
   },
 });
