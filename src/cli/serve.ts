@@ -106,7 +106,7 @@ export async function serve(argv: string[]): Promise<void> {
   const cores = availableParallelism();
   // Workers past the cores this process may use (its CPU affinity: taskset, cpusets) take turns
   // on a core: more, smaller loop turns and context switches, for no gain (#8: two workers on
-  // one core cost 1.14-1.22x one worker's CPU per delivered frame, docs/scaling.md).
+  // one core cost 1.13-1.26x one worker's CPU per delivered frame here, docs/scaling.md).
   if (workers > cores) log.warn(`${workers} workers on ${cores} core${cores === 1 ? '' : 's'} this process may use: the workers will take turns on a core, which costs more CPU per frame than ${cores} worker${cores === 1 ? '' : 's'} would (docs/scaling.md)`);
   if (metrics !== null) process.stdout.write(`metrics on http://${isIP(metrics.host) === 6 ? `[${metrics.host}]` : metrics.host}:${metrics.port}/metrics\n`);
   // Under --trace=json stdout is JSON lines only, so that `| jq` works: the line is a record too.
