@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { runClients } from '../src/client/clients.ts';
 import { fillPayload, checkPayload } from '../src/client/payload.ts';
@@ -104,8 +105,13 @@ test('more workers than the cores the process may use: a warning says they will 
   const server = await spawnServe(['--workers', '2'], { wrap: (argv) => ['taskset', '-c', '0', ...argv] });
   t.after(() => stopServe(server.child));
   await waitFor(() => /2 workers on 1 core this process may use: the workers will take turns on a core/.test(server.stderr()), 'the warning');
+  // The warning would follow the engine line on stderr, which arrives apart from stdout's
+  // "listening": read all of stderr, once the process has closed it.
   const fitting = await spawnServer(['--workers', String(availableParallelism())]);
-  t.after(() => stopServe(fitting.child));
+  const closed = once(fitting.child, 'close');
+  await stopServe(fitting.child);
+  await closed;
+  assert.match(fitting.stderr(), /native engine/);
   assert.doesNotMatch(fitting.stderr(), /take turns on a core/);
 });
 
